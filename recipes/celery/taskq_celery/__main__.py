@@ -1,0 +1,3 @@
+from taskq_celery.cli import main
+
+raise SystemExit(main())

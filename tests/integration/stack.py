@@ -1,0 +1,119 @@
+"""A running stack, seen from outside: its HTTP API, its containers, its Postgres rows."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import requests
+
+T = TypeVar("T")
+
+
+@dataclass
+class Stack:
+    lib: str
+    compose_dir: Path
+    env: dict[str, str]
+    app_url: str = ""
+    monitor_url: str = ""
+
+    # --- docker compose ---------------------------------------------------------------------
+    def compose(self, *args: str, check: bool = True, timeout: float = 600) -> subprocess.CompletedProcess:
+        command = ["docker", "compose", "--project-directory", str(self.compose_dir), *args]
+        result = subprocess.run(
+            command, env=self.env, capture_output=True, text=True, timeout=timeout, check=False
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(f"{' '.join(command)} failed ({result.returncode}):\n{result.stderr}")
+        return result
+
+    def exec(self, service: str, *command: str, check: bool = True) -> subprocess.CompletedProcess:
+        return self.compose("exec", "-T", service, *command, check=check)
+
+    def taskq(self, *args: str) -> str:
+        # The app runs the same image as the worker, and stays up while the worker is stopped.
+        return self.exec("app", "taskq", *args).stdout
+
+    def psql(self, sql: str) -> list[list[str]]:
+        out = self.exec("postgres", "psql", "-U", "taskq", "-d", "taskq", "-At", "-F", "\t", "-c", sql).stdout
+        return [line.split("\t") for line in out.splitlines() if line]
+
+    def container(self, service: str) -> dict[str, Any]:
+        container_id = self.compose("ps", "--all", "-q", service).stdout.split()[0]
+        inspected = subprocess.run(
+            ["docker", "inspect", container_id], capture_output=True, text=True, check=True
+        )
+        return json.loads(inspected.stdout)[0]
+
+    def port(self, service: str, port: int) -> str:
+        return self.compose("port", service, str(port)).stdout.strip()
+
+    def logs(self, *services: str) -> str:
+        return self.compose("logs", "--no-color", "--tail=200", *services, check=False).stdout
+
+    # --- the demo API -----------------------------------------------------------------------
+    def post_job(self, **body: Any) -> dict[str, Any]:
+        response = requests.post(f"{self.app_url}/jobs", json=body, timeout=10)
+        assert response.status_code == 202, response.text
+        return response.json()
+
+    def effects(self, key: str) -> dict[str, Any]:
+        response = requests.get(f"{self.app_url}/effects/{key}", timeout=10)
+        response.raise_for_status()
+        return response.json()
+
+    def ticks(self) -> dict[str, int]:
+        response = requests.get(f"{self.app_url}/ticks", timeout=10)
+        response.raise_for_status()
+        return response.json()
+
+    def attempt_times(self, key: str) -> list[float]:
+        assert re.fullmatch(r"[A-Za-z0-9._:-]+", key), key  # interpolated into SQL below
+        rows = self.psql(
+            f"SELECT extract(epoch FROM started_at) FROM attempts WHERE key = '{key}' ORDER BY started_at"  # noqa: S608
+        )
+        return [float(row[0]) for row in rows]
+
+    def dead_letters(self) -> list[dict[str, Any]]:
+        return json.loads(self.taskq("dlq", "list", "--json"))
+
+    def depth(self) -> dict[str, Any]:
+        return json.loads(self.taskq("depth", "--json"))
+
+    @property
+    def time_limit_s(self) -> int:
+        return int(self.env["JOB_TIME_LIMIT_S"])
+
+    @property
+    def grace_period_s(self) -> int:
+        return int(self.env["STOP_GRACE_PERIOD_S"])
+
+    @property
+    def tick_interval_s(self) -> int:
+        return int(self.env["TICK_INTERVAL_S"])
+
+
+def wait_for(probe: Callable[[], T], until: Callable[[T], bool], timeout: float, interval: float = 0.2) -> T:
+    """Call probe until its value satisfies until; the last value, or AssertionError on timeout."""
+    deadline = time.monotonic() + timeout
+    value = probe()
+    while not until(value):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"still {value!r} after {timeout:.0f} s")
+        time.sleep(interval)
+        value = probe()
+    return value
+
+
+def docker_env(**overrides: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("COMPOSE_")}
+    env.update(overrides)
+    return env

@@ -1,0 +1,99 @@
+"""Job semantics: effects once, retries with growing backoff, dead letters, the time limit."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from tests.integration.stack import Stack, wait_for
+
+pytestmark = pytest.mark.integration
+
+
+def new_key(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+def test_a_job_runs_and_records_its_effect_once(stack: Stack):
+    key = new_key("once")
+    accepted = stack.post_job(task="demo", key=key, sleep_s=0.2, fail_times=0)
+    assert accepted["key"] == key and accepted["id"]
+    done = wait_for(lambda: stack.effects(key), lambda e: e["effects"] == 1, timeout=30)
+    assert done == {"key": key, "attempts": 1, "effects": 1}
+
+
+def test_without_a_key_the_app_makes_one(stack: Stack):
+    accepted = stack.post_job(task="demo", sleep_s=0)
+    assert accepted["key"]
+    wait_for(lambda: stack.effects(accepted["key"]), lambda e: e["effects"] == 1, timeout=30)
+
+
+def test_send_report_runs_under_a_key_derived_from_its_arguments(stack: Stack):
+    first = stack.post_job(task="send_report", user_id=42)
+    second = stack.post_job(task="send_report", user_id=42)
+    assert first["key"] == second["key"] and "42" in first["key"]
+    assert stack.post_job(task="send_report", user_id=43)["key"] != first["key"]
+    done = wait_for(lambda: stack.effects(first["key"]), lambda e: e["attempts"] == 2, timeout=30)
+    assert done["effects"] == 1
+
+
+def test_unknown_key_has_no_attempts_and_no_effects(stack: Stack):
+    assert stack.effects(new_key("never")) | {"key": None} == {"key": None, "attempts": 0, "effects": 0}
+
+
+def test_transient_failures_are_retried_with_growing_delays(stack: Stack):
+    key = new_key("transient")
+    stack.post_job(task="demo", key=key, sleep_s=0, fail_times=2)
+    done = wait_for(lambda: stack.effects(key), lambda e: e["effects"] == 1, timeout=60)
+    assert done["attempts"] == 3
+    starts = stack.attempt_times(key)
+    first_delay, second_delay = starts[1] - starts[0], starts[2] - starts[1]
+    base = float(stack.env["RETRY_BASE_S"])
+    # Exponential backoff from RETRY_BASE_S: about base, then about 2 × base (each + jitter).
+    assert base * 0.9 <= first_delay < base * 2 * 0.95, starts
+    assert first_delay < second_delay, starts
+    assert base * 2 * 0.9 <= second_delay < base * 4, starts
+
+
+def test_a_poison_job_is_dead_lettered_after_four_attempts_and_can_be_requeued(stack: Stack):
+    key = new_key("poison")
+    job = stack.post_job(task="demo", key=key, sleep_s=0, fail_times=4)
+
+    def dead_entry():
+        return next((d for d in stack.dead_letters() if d["id"] == job["id"]), None)
+
+    entry = wait_for(dead_entry, lambda d: d is not None, timeout=60, interval=1)
+    assert entry["key"] == key and entry["task"] == "demo"
+    assert "fails on purpose" in entry["error"] and entry["failed_at"]
+    assert stack.effects(key) == {"key": key, "attempts": 4, "effects": 0}
+    assert stack.depth()["dead"] >= 1
+
+    assert stack.taskq("dlq", "requeue", job["id"]).strip() == "requeued 1"
+    done = wait_for(lambda: stack.effects(key), lambda e: e["effects"] == 1, timeout=30)
+    assert done["attempts"] == 5  # a fresh set of attempts: the fifth succeeds
+    assert dead_entry() is None
+
+
+def test_requeue_of_an_unknown_id_fails_clearly(stack: Stack):
+    result = stack.exec("app", "taskq", "dlq", "requeue", "no-such-job", check=False)
+    assert result.returncode != 0 and "no-such-job" in result.stderr
+
+
+def test_a_job_over_the_time_limit_is_stopped_and_counts_as_failed(stack: Stack):
+    key = new_key("slow")
+    limit = stack.time_limit_s
+    job = stack.post_job(task="demo", key=key, sleep_s=limit * 20, fail_times=0)
+    # Stopped at the limit and retried: a second attempt starts long before the sleep could end.
+    wait_for(lambda: stack.effects(key), lambda e: e["attempts"] >= 2, timeout=limit + 30)
+    starts = stack.attempt_times(key)
+    assert limit <= starts[1] - starts[0] < limit + 15, starts
+    # After its last attempt it is a dead letter, with the time limit as its error.
+    entry = wait_for(
+        lambda: next((d for d in stack.dead_letters() if d["id"] == job["id"]), None),
+        lambda d: d is not None,
+        timeout=4 * (limit + 15) + 30,
+        interval=1,
+    )
+    assert "limit" in entry["error"].lower(), entry
+    assert stack.effects(key) == {"key": key, "attempts": 4, "effects": 0}

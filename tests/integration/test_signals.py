@@ -1,0 +1,57 @@
+"""Deploys and crashes: SIGTERM lets the running job finish; SIGKILL's job runs again."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import pytest
+
+from tests.integration.stack import Stack, wait_for
+
+pytestmark = pytest.mark.integration
+
+
+def start_job_and_wait_until_running(stack: Stack, prefix: str, sleep_s: float) -> str:
+    key = f"{prefix}-{uuid.uuid4().hex[:8]}"
+    stack.post_job(task="demo", key=key, sleep_s=sleep_s, fail_times=0)
+    wait_for(lambda: stack.effects(key), lambda e: e["attempts"] >= 1, timeout=30, interval=0.1)
+    return key
+
+
+def test_sigterm_lets_the_running_job_finish_and_the_worker_exit_0(stack: Stack):
+    sleep_s = 4.0
+    key = start_job_and_wait_until_running(stack, "sigterm", sleep_s)
+
+    started = time.monotonic()
+    stack.compose("stop", "worker", timeout=stack.grace_period_s + 30)  # SIGTERM, then the grace period
+    stopped_after = time.monotonic() - started
+
+    state = stack.container("worker")["State"]
+    assert state["ExitCode"] == 0, stack.logs("worker")
+    assert stopped_after < stack.grace_period_s, f"took {stopped_after:.1f} s"
+    assert stopped_after >= sleep_s * 0.5, "the worker did not wait for its running job"
+    assert stack.effects(key) == {"key": key, "attempts": 1, "effects": 1}
+
+    # A job posted while no worker runs stays queued, and runs once one is back.
+    waiting = f"queued-{uuid.uuid4().hex[:8]}"
+    stack.post_job(task="demo", key=waiting, sleep_s=0)
+    time.sleep(2)
+    assert stack.effects(waiting)["attempts"] == 0
+    assert stack.depth()["queues"]["default"] >= 1
+    stack.compose("start", "worker")
+    wait_for(lambda: stack.effects(waiting), lambda e: e["effects"] == 1, timeout=60)
+
+
+def test_sigkill_mid_job_runs_the_job_again_and_records_one_effect(stack: Stack):
+    key = start_job_and_wait_until_running(stack, "sigkill", sleep_s=3)
+    killed_at = time.monotonic()
+    stack.compose("kill", "--signal", "SIGKILL", "worker")
+    stack.compose("start", "worker")
+
+    bound = 2 * stack.time_limit_s + 120  # the contract's redelivery bound
+    done = wait_for(lambda: stack.effects(key), lambda e: e["effects"] == 1, timeout=bound, interval=1)
+    redelivered_after = time.monotonic() - killed_at
+    print(f"\n{stack.lib}: SIGKILLed job ran again after {redelivered_after:.0f} s (bound {bound} s)")
+    assert done["attempts"] >= 2
+    assert done["effects"] == 1

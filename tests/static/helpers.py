@@ -1,0 +1,52 @@
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+from types import ModuleType
+
+from tests.conftest import REPO
+
+DUMMY_SECRETS = {"REDIS_PASSWORD": "r", "POSTGRES_PASSWORD": "p", "MONITOR_PASSWORD": "m"}
+
+
+def recipe_module(lib: str, name: str) -> ModuleType:
+    """Import a stdlib-only module of a recipe without its package (and its dependencies)."""
+    path = REPO / "recipes" / lib / f"taskq_{lib}" / f"{name}.py"
+    module_name = f"recipe_{lib}_{name}"
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module  # dataclasses look their module up by name
+    spec.loader.exec_module(module)
+    return module
+
+
+def compose_config(lib: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+    """`docker compose config` of a stack: needs the Docker CLI and Compose, not an engine."""
+    clean_env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": str(Path.home()), **env}
+    return subprocess.run(
+        [
+            "docker",
+            "compose",
+            "--project-directory",
+            str(REPO / "compose" / lib),
+            # Not the developer's .env: the model under test is the one this environment gives.
+            "--env-file",
+            "/dev/null",
+            "config",
+            "--format",
+            "json",
+        ],
+        env=clean_env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def compose_model(lib: str, **env: str) -> dict:
+    result = compose_config(lib, {**DUMMY_SECRETS, **env})
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
