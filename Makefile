@@ -64,6 +64,10 @@ logs: ## follow the LIB stack's logs
 taskq: ## run the ops CLI in the LIB stack, e.g. make taskq ARGS="dlq list"
 	$(COMPOSE) exec app taskq $(ARGS)
 
+.PHONY: bench
+bench: ## measure one worker's job throughput on the running LIB stack (N=2000 jobs)
+	python3 scripts/bench.py --lib $(LIB) --jobs $(or $(N),2000)
+
 .PHONY: build
 build: $(COMPOSE_DIR)/.env extra-ca ## build the LIB image
 	@$(WITH_IMAGES) $(COMPOSE) build

@@ -33,9 +33,11 @@ def test_a_grace_period_shorter_than_the_hard_limit_is_refused_with_the_fix():
         load(JOB_TIME_LIMIT_S="300", STOP_GRACE_PERIOD_S="300").check()
 
 
-def test_retry_delays_longer_than_the_visibility_timeout_are_refused():
-    with pytest.raises(settings.ConfigError, match="RETRY_BASE_S"):
-        load(JOB_TIME_LIMIT_S="10", RETRY_BASE_S="60").check()
+@pytest.mark.parametrize(("limit", "base"), [(1, 1), (6, 1), (300, 1), (300, 30), (3600, 60)])
+def test_the_visibility_timeout_outlasts_a_retry_waiting_for_a_process_then_running(limit: int, base: int):
+    loaded = load(JOB_TIME_LIMIT_S=str(limit), RETRY_BASE_S=str(base))
+    longest_unacknowledged = loaded.max_retry_delay_s + 2 * loaded.hard_time_limit_s
+    assert loaded.visibility_timeout_s > longest_unacknowledged
 
 
 def test_backoff_grows_exponentially_from_the_base_and_jitter_never_reorders_it():

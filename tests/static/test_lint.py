@@ -44,12 +44,12 @@ def test_yamllint():
 
 
 def test_ruff_check():
-    result = run(str(BIN / "ruff"), "check", "recipes", "tests")
+    result = run(str(BIN / "ruff"), "check", "recipes", "tests", "scripts")
     assert result.returncode == 0, result.stdout
 
 
 def test_ruff_format():
-    result = run(str(BIN / "ruff"), "format", "--check", "recipes", "tests")
+    result = run(str(BIN / "ruff"), "format", "--check", "recipes", "tests", "scripts")
     assert result.returncode == 0, result.stdout
 
 

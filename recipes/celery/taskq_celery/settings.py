@@ -7,6 +7,7 @@ from JOB_TIME_LIMIT_S alone, and `check()` refuses a configuration in which they
 
 from __future__ import annotations
 
+import math
 import os
 import random
 from dataclasses import dataclass
@@ -15,9 +16,11 @@ from urllib.parse import quote
 # After the soft limit raises SoftTimeLimitExceeded inside the task, the task gets this long to
 # clean up before the pool kills its process (the hard limit).
 HARD_LIMIT_MARGIN_S = 10
-# A message delivered to a worker is handed to another one only after the visibility timeout.
-# It must outlast the hard limit, or a slow job would run twice; the margin covers the gap
-# between delivery and start, and clock drift between workers.
+# A message delivered to a worker is handed to another one only after the visibility timeout,
+# so it must outlast the longest time a message can stay unacknowledged in a live worker: a
+# retried task is held through its countdown, then may wait for a free pool process (up to one
+# hard limit, while the running jobs finish), then runs (up to another). The margin covers the
+# gap between delivery and start, and clock drift between workers.
 VISIBILITY_MARGIN_S = 30
 # How often each worker looks for messages whose visibility timeout has passed (abandoned by a
 # killed worker) and puts them back in the queue. kombu's default is a scan every 100 s (a 10 s
@@ -83,7 +86,7 @@ class Settings:
 
     @property
     def visibility_timeout_s(self) -> int:
-        return self.hard_time_limit_s + VISIBILITY_MARGIN_S
+        return math.ceil(self.max_retry_delay_s) + 2 * self.hard_time_limit_s + VISIBILITY_MARGIN_S
 
     @property
     def redelivery_after_kill_s(self) -> int:
@@ -110,14 +113,6 @@ class Settings:
                 f"JOB_TIME_LIMIT_S={self.job_time_limit_s}: a warm shutdown waits for the running "
                 f"job (up to its hard limit, {self.hard_time_limit_s} s), so the grace period must be "
                 f"at least {self.min_stop_grace_period_s} s or the job is killed mid-way"
-            )
-        # A retried task waits for its countdown inside the worker, unacknowledged: a countdown
-        # longer than the visibility timeout would have Redis hand it to a second worker.
-        if self.max_retry_delay_s >= self.visibility_timeout_s:
-            raise ConfigError(
-                f"RETRY_BASE_S={self.retry_base_s} gives retry delays up to "
-                f"{self.max_retry_delay_s:.0f} s, longer than the visibility timeout "
-                f"({self.visibility_timeout_s} s): lower RETRY_BASE_S or raise JOB_TIME_LIMIT_S"
             )
         return self
 

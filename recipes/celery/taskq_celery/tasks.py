@@ -68,7 +68,10 @@ def tick(slot: int) -> None:
 @task_failure.connect
 def keep_dead_letter(sender: Task, task_id: str, exception: BaseException, args, kwargs, **_):
     """Every final failure lands here: retries exhausted, non-retryable error, hard time limit
-    (sent from the worker's main process), or a pool process lost after its last retry."""
+    (sent from the worker's main process), or a pool process lost after its last retry.
+
+    Keyed by job id, so that Celery 5.7 sending this signal twice for a hard time limit (once
+    from Request.on_failure, once from on_timeout) still leaves one entry."""
     dead_letters.add(
         redis_client(),
         job_id=task_id,
