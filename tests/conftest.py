@@ -7,6 +7,18 @@ REPO = Path(__file__).resolve().parent.parent
 ALL_STACKS = ["celery"]
 
 
+# Timings worth reading in every run's log (stack start-up, redelivery after SIGKILL, ...),
+# printed at the end of the session.
+MEASUREMENTS: list[str] = []
+
+
+def pytest_terminal_summary(terminalreporter):
+    if MEASUREMENTS:
+        terminalreporter.section("measurements")
+        for line in MEASUREMENTS:
+            terminalreporter.write_line(line)
+
+
 def pytest_addoption(parser):
     parser.addoption(
         "--stacks",

@@ -11,7 +11,7 @@ import uuid
 import pytest
 from testcontainers.compose import DockerCompose
 
-from tests.conftest import REPO
+from tests.conftest import MEASUREMENTS, REPO
 from tests.integration.stack import Stack, docker_env
 
 # Short enough for a test run, with the same relations as the defaults: every promise whose
@@ -59,7 +59,7 @@ def stack(lib: str):
             compose.start()
         except subprocess.CalledProcessError as error:
             pytest.fail(f"{lib} stack did not come up:\n{error.stderr}\n{stack.logs()}")
-        print(f"\n{lib} stack up in {time.monotonic() - started:.1f} s")
+        MEASUREMENTS.append(f"{lib}: stack built and healthy in {time.monotonic() - started:.1f} s")
         stack.app_url = f"http://{stack.port('app', 8000)}"
         stack.monitor_url = f"http://{stack.port('monitor', 5555)}"
         yield stack

@@ -7,6 +7,7 @@ import uuid
 
 import pytest
 
+from tests.conftest import MEASUREMENTS
 from tests.integration.stack import Stack, wait_for
 
 pytestmark = pytest.mark.integration
@@ -26,6 +27,7 @@ def test_sigterm_lets_the_running_job_finish_and_the_worker_exit_0(stack: Stack)
     started = time.monotonic()
     stack.compose("stop", "worker", timeout=stack.grace_period_s + 30)  # SIGTERM, then the grace period
     stopped_after = time.monotonic() - started
+    MEASUREMENTS.append(f"{stack.lib}: worker stopped {stopped_after:.1f} s after SIGTERM, mid-job")
 
     state = stack.container("worker")["State"]
     assert state["ExitCode"] == 0, stack.logs("worker")
@@ -52,6 +54,8 @@ def test_sigkill_mid_job_runs_the_job_again_and_records_one_effect(stack: Stack)
     bound = 2 * stack.time_limit_s + 120  # the contract's redelivery bound
     done = wait_for(lambda: stack.effects(key), lambda e: e["effects"] == 1, timeout=bound, interval=1)
     redelivered_after = time.monotonic() - killed_at
-    print(f"\n{stack.lib}: SIGKILLed job ran again after {redelivered_after:.0f} s (bound {bound} s)")
+    MEASUREMENTS.append(
+        f"{stack.lib}: SIGKILLed job done again {redelivered_after:.0f} s after the kill (bound {bound} s)"
+    )
     assert done["attempts"] >= 2
     assert done["effects"] == 1
