@@ -98,8 +98,8 @@ $(VENV)/.installed: tests/requirements.txt
 .PHONY: venv
 venv: $(VENV)/.installed ## create the test virtual environment (pinned tools)
 
-.PHONY: lint
-lint: venv ## static checks only: linters, compose and policy tests, unit tests (no Docker engine)
+.PHONY: test-static
+test-static: venv ## static checks only: linters, compose and policy tests, unit tests (no Docker engine)
 	$(PYTHON) -m pytest -m "not integration" tests
 
 .PHONY: test-integration
@@ -107,7 +107,7 @@ test-integration: venv extra-ca ## integration tests against every stack (Docker
 	@$(WITH_IMAGES) $(PYTHON) -m pytest -m integration tests --stacks="$(LIBS)"
 
 .PHONY: test
-test: lint test-integration ## the whole suite: static first, then every stack's integration tests
+test: test-static test-integration ## the whole suite: static first, then every stack's integration tests
 
 .PHONY: export
 export: ## copy the LIB recipe and stack into another repository: make export DEST=../app

@@ -64,9 +64,3 @@ def test_malformed_json_is_refused(stack: Stack):
     assert response.status_code in (400, 422)
     assert "json" in response.text.lower()
     assert_never_ran(stack, "malformed")
-
-
-def test_health_and_readiness(stack: Stack):
-    assert requests.get(f"{stack.app_url}/healthz", timeout=5).status_code == 200
-    ready = requests.get(f"{stack.app_url}/readyz", timeout=5)
-    assert ready.status_code == 200, ready.text

@@ -13,6 +13,7 @@ from typing import Annotated, Literal
 
 import redis
 from fastapi import FastAPI, Path, Response
+from fastapi.responses import JSONResponse
 from kombu.exceptions import OperationalError as BrokerUnavailable
 from psycopg_pool import ConnectionPool
 from pydantic import BaseModel, ConfigDict, Field
@@ -66,7 +67,7 @@ app.add_middleware(BodySizeLimit, max_bytes=MAX_BODY_BYTES)
 
 
 @app.post("/jobs", status_code=202, response_model=JobAccepted)
-def create_job(job: JobRequest, response: Response) -> JobAccepted | dict:
+def create_job(job: JobRequest) -> JobAccepted | JSONResponse:
     if isinstance(job, DemoJob):
         key = job.key or uuid.uuid4().hex
         task, kwargs = tasks.demo, {"key": key, "sleep_s": job.sleep_s, "fail_times": job.fail_times}
@@ -77,8 +78,8 @@ def create_job(job: JobRequest, response: Response) -> JobAccepted | dict:
     try:
         result = task.apply_async(kwargs=kwargs, retry_policy={"max_retries": 2, "interval_max": 0.5})
     except BrokerUnavailable as error:
-        response.status_code = 503
-        return {"detail": f"the broker is unavailable, nothing was enqueued: {error}"}
+        detail = f"the broker is unavailable, nothing was enqueued: {error}"
+        return JSONResponse(status_code=503, content={"detail": detail})
     return JobAccepted(id=result.id, key=key)
 
 
