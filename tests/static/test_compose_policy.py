@@ -69,3 +69,10 @@ def test_redis_requires_a_password_and_keeps_an_append_only_file(lib: str):
     command = " ".join(redis["command"])
     assert "--requirepass" in command and "--appendonly yes" in command
     assert "--maxmemory-policy noeviction" in command
+
+
+def test_an_empty_port_publishes_on_any_free_loopback_port(lib: str):
+    services = compose_model(lib, APP_PORT="", MONITOR_PORT="")["services"]
+    for name in ("app", "monitor"):
+        (port,) = services[name]["ports"]
+        assert port["host_ip"] == "127.0.0.1" and not port.get("published"), port

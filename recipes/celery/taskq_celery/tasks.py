@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import time
+from collections.abc import Callable
 
 import psycopg
 import redis
@@ -30,34 +31,39 @@ def redis_client() -> redis.Redis:
     return redis.Redis.from_url(settings.broker_url, socket_timeout=10)
 
 
-def retry_later(task: Task, exc: Exception) -> Exception:
-    """The Retry to raise for a retryable failure; the original error once retries run out."""
-    countdown = retry_delay_s(task.request.retries, settings.retry_base_s)
-    return task.retry(exc=exc, countdown=countdown, max_retries=MAX_RETRIES)
+def run_idempotently(task: Task, key: str, work: Callable[[int], None]) -> None:
+    """Record the attempt, do the work, record the effect once per key; retry what is retryable.
+
+    Database errors anywhere in here are retryable too: the effect is written idempotently, so
+    an attempt that did its work but could not record it is simply done again.
+    """
+    try:
+        conn = db.connection(settings.postgres_dsn)
+        attempt = db.record_attempt(conn, key, task.request.id)
+        work(attempt)
+        db.record_effect(conn, key, task.request.id)
+    except RETRYABLE as exc:
+        countdown = retry_delay_s(task.request.retries, settings.retry_base_s)
+        # Raises Retry; once the retries are spent, raises exc itself, and the job fails.
+        raise task.retry(exc=exc, countdown=countdown, max_retries=MAX_RETRIES) from exc
 
 
 @app.task(bind=True, name="demo", default_retry_delay=settings.retry_base_s)
 def demo(self: Task, key: str, sleep_s: float = 0.5, fail_times: int = 0) -> None:
-    conn = db.connection(settings.postgres_dsn)
-    try:
-        attempt = db.record_attempt(conn, key, self.request.id)
+    def work(attempt: int) -> None:
         if attempt <= fail_times:
             raise TransientError(f"attempt {attempt} of {key!r} fails on purpose ({fail_times=})")
         time.sleep(sleep_s)
-    except RETRYABLE as exc:
-        raise retry_later(self, exc) from exc
-    db.record_effect(conn, key, self.request.id)
+
+    run_idempotently(self, key, work)
 
 
 @app.task(bind=True, name="send_report", default_retry_delay=settings.retry_base_s)
 def send_report(self: Task, user_id: int, key: str) -> None:
-    conn = db.connection(settings.postgres_dsn)
-    try:
-        db.record_attempt(conn, key, self.request.id)
-        time.sleep(0.05)  # stands in for rendering and mailing the report
-    except RETRYABLE as exc:
-        raise retry_later(self, exc) from exc
-    db.record_effect(conn, key, self.request.id)
+    def work(_: int) -> None:
+        time.sleep(0.05)  # stands in for rendering and mailing user_id's report
+
+    run_idempotently(self, key, work)
 
 
 @app.task(name="tick")
