@@ -52,7 +52,7 @@ class JobAccepted(BaseModel):
 
 
 pool = ConnectionPool(settings.postgres_dsn, min_size=1, max_size=4, open=False, kwargs={"autocommit": True})
-broker = redis.Redis.from_url(settings.broker_url, socket_timeout=2, socket_connect_timeout=2)
+broker = redis.Redis.from_url(settings.redis_url, socket_timeout=2, socket_connect_timeout=2)
 
 
 @asynccontextmanager

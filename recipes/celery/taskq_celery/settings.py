@@ -102,7 +102,7 @@ class Settings:
         return retry_delay_s(MAX_RETRIES - 1, self.retry_base_s, jitter=1.0)
 
     @property
-    def broker_url(self) -> str:
+    def redis_url(self) -> str:
         return f"redis://:{quote(self.redis_password, safe='')}@{self.redis_host}:{self.redis_port}/0"
 
     def check(self) -> Settings:

@@ -28,7 +28,7 @@ RETRYABLE = (TransientError, SoftTimeLimitExceeded, psycopg.OperationalError)
 
 @functools.cache
 def redis_client() -> redis.Redis:
-    return redis.Redis.from_url(settings.broker_url, socket_timeout=10)
+    return redis.Redis.from_url(settings.redis_url, socket_timeout=10)
 
 
 def run_idempotently(task: Task, key: str, work: Callable[[int], None]) -> None:

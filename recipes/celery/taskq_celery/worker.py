@@ -23,7 +23,7 @@ QUEUE = "default"
 HEARTBEAT_FILE = Path("/tmp/worker-heartbeat")
 HEARTBEAT_EVERY_S = 5.0
 
-app = Celery("taskq", broker=settings.broker_url, include=["taskq_celery.tasks"])
+app = Celery("taskq", broker=settings.redis_url, include=["taskq_celery.tasks"])
 app.conf.update(
     # JSON only: a pickled message is code that runs on unpickling, so anyone able to write to
     # Redis could run code in the worker. kombu refuses any other content type.
@@ -33,6 +33,8 @@ app.conf.update(
     result_accept_content=["json"],
     event_serializer="json",
     task_default_queue=QUEUE,
+    # kombu's Redis transport, made to drop an unreadable queue item instead of exiting.
+    broker_transport="taskq_celery.transport:Transport",
     # Effects live in Postgres; nobody reads task results, so none are stored.
     task_ignore_result=True,
     # Ack after the task ran, not when it was received: a worker killed mid-job leaves the
