@@ -5,7 +5,10 @@ SHELL := /bin/bash
 
 LIB ?= celery
 # The stacks that exist; `make test` runs the integration suite against each.
-LIBS := celery
+LIBS := celery rq
+# The port each stack's monitor listens on inside its container.
+MONITOR_PORT_celery := 5555
+MONITOR_PORT_rq := 9181
 COMPOSE_DIR := compose/$(LIB)
 COMPOSE := docker compose --project-directory $(COMPOSE_DIR) -f $(COMPOSE_DIR)/compose.yaml
 VENV := .venv
@@ -40,7 +43,7 @@ up: $(COMPOSE_DIR)/.env extra-ca ## build and start the LIB stack, wait until he
 
 .PHONY: urls
 urls: ## print the URLs of the running LIB stack
-	@app=$$($(COMPOSE) port app 8000); monitor=$$($(COMPOSE) port monitor 5555); \
+	@app=$$($(COMPOSE) port app 8000); monitor=$$($(COMPOSE) port monitor $(MONITOR_PORT_$(LIB))); \
 	echo "  app      http://$$app   (POST /jobs, GET /effects/KEY, GET /ticks, /healthz, /readyz)"; \
 	echo "  monitor  http://$$monitor   (user and password: MONITOR_USER/MONITOR_PASSWORD in $(COMPOSE_DIR)/.env)"
 

@@ -4,7 +4,12 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 # Every stack the toolkit ships; static tests cover them all, `--stacks` narrows integration.
-ALL_STACKS = ["celery"]
+ALL_STACKS = ["celery", "rq"]
+# The port each stack's monitor listens on inside its container.
+MONITOR_PORTS = {"celery": 5555, "rq": 9181}
+# How precisely each library starts a retry at its due time. RQ stores due times in whole
+# seconds (truncated) and its scheduler polls every second: a retry runs up to 1 s early or late.
+RETRY_TIMING_RESOLUTION_S = {"celery": 0.3, "rq": 1.3}
 
 
 # Timings worth reading in every run's log (stack start-up, redelivery after SIGKILL, ...),

@@ -11,7 +11,7 @@ import uuid
 import pytest
 from testcontainers.compose import DockerCompose
 
-from tests.conftest import MEASUREMENTS, REPO
+from tests.conftest import MEASUREMENTS, MONITOR_PORTS, REPO
 from tests.integration.stack import Stack, docker_env
 
 # Short enough for a test run, with the same relations as the defaults: every promise whose
@@ -61,7 +61,7 @@ def stack(lib: str):
             pytest.fail(f"{lib} stack did not come up:\n{error.stderr}\n{stack.logs()}")
         MEASUREMENTS.append(f"{lib}: stack built and healthy in {time.monotonic() - started:.1f} s")
         stack.app_url = f"http://{stack.port('app', 8000)}"
-        stack.monitor_url = f"http://{stack.port('monitor', 5555)}"
+        stack.monitor_url = f"http://{stack.port('monitor', MONITOR_PORTS[lib])}"
         yield stack
     finally:
         stack.compose("down", "--volumes", "--remove-orphans", check=False)

@@ -1,4 +1,7 @@
-"""Messages an attacker with write access to Redis could plant, one writer per library."""
+"""Jobs an attacker with write access to Redis could plant, written the way each library stores
+them: one whose payload is a pickle that runs a command when unpickled, one that names a
+function outside the recipe's tasks (`os.system`) with the command as its argument, and one
+the library cannot even read (a poison pill, which must not stop the worker)."""
 
 from __future__ import annotations
 
@@ -6,6 +9,8 @@ import base64
 import json
 import pickle
 import uuid
+import zlib
+from collections.abc import Callable
 
 from tests.integration.stack import Stack
 
@@ -20,20 +25,19 @@ class RunsCommandWhenUnpickled:
         return (os.system, (self.command,))
 
 
-def pickled_celery_message(queue: str, command: str) -> str:
-    """A Celery protocol-2 message as kombu stores it in Redis, with a pickle as its body."""
+def celery_message(task: str, body: bytes, content_type: str, encoding: str) -> str:
+    """A Celery protocol-2 message as kombu stores it in the Redis list of queue `default`."""
     task_id = str(uuid.uuid4())
-    body = pickle.dumps(RunsCommandWhenUnpickled(command))
     return json.dumps(
         {
             "body": base64.b64encode(body).decode(),
-            "content-encoding": "binary",
-            "content-type": "application/x-python-serialize",
-            "headers": {"lang": "py", "task": "demo", "id": task_id, "root_id": task_id, "retries": 0},
+            "content-encoding": encoding,
+            "content-type": content_type,
+            "headers": {"lang": "py", "task": task, "id": task_id, "root_id": task_id, "retries": 0},
             "properties": {
                 "correlation_id": task_id,
                 "delivery_mode": 2,
-                "delivery_info": {"exchange": "", "routing_key": queue},
+                "delivery_info": {"exchange": "", "routing_key": "default"},
                 "priority": 0,
                 "body_encoding": "base64",
                 "delivery_tag": str(uuid.uuid4()),
@@ -42,9 +46,58 @@ def pickled_celery_message(queue: str, command: str) -> str:
     )
 
 
-def push_pickled_celery_job(stack: Stack, command: str) -> None:
-    stack.exec("redis", "redis-cli", "LPUSH", "default", pickled_celery_message("default", command))
+def plant_pickled_celery_job(stack: Stack, command: str) -> None:
+    body = pickle.dumps(RunsCommandWhenUnpickled(command))
+    message = celery_message("demo", body, "application/x-python-serialize", "binary")
+    stack.exec("redis", "redis-cli", "LPUSH", "default", message)
 
 
-# Every stack needs one: the security test fails for a stack that has none.
-PICKLED_JOB_WRITERS = {"celery": push_pickled_celery_job}
+def plant_foreign_celery_job(stack: Stack, command: str) -> None:
+    body = json.dumps([[command], {}, {"callbacks": None, "errbacks": None, "chain": None, "chord": None}])
+    message = celery_message("os.system", body.encode(), "application/json", "utf-8")
+    stack.exec("redis", "redis-cli", "LPUSH", "default", message)
+
+
+def plant_unreadable_celery_job(stack: Stack, command: str) -> None:
+    stack.exec("redis", "redis-cli", "LPUSH", "default", "{this is not a message")
+
+
+def plant_rq_job(stack: Stack, data: bytes, status: str = "queued") -> None:
+    """An RQ job hash (data: the serialized call, zlib-compressed) and its id on the queue."""
+    job_id = str(uuid.uuid4())
+    key = f"rq:job:{job_id}"
+    stack.exec_with_input("redis", zlib.compress(data), "redis-cli", "-x", "HSET", key, "data")
+    stack.exec(
+        "redis", "redis-cli", "HSET", key, "origin", "default", "status", status, "description", "planted"
+    )
+    stack.exec("redis", "redis-cli", "LPUSH", "rq:queue:default", job_id)
+
+
+def plant_pickled_rq_job(stack: Stack, command: str) -> None:
+    plant_rq_job(stack, pickle.dumps(RunsCommandWhenUnpickled(command)))
+
+
+def plant_foreign_rq_job(stack: Stack, command: str) -> None:
+    # RQ's JSON serializer stores (function path, instance, args, kwargs).
+    plant_rq_job(stack, json.dumps(["os.system", None, [command], {}]).encode())
+
+
+def plant_unreadable_rq_job(stack: Stack, command: str) -> None:
+    # A status RQ does not know: restoring the job fails before anything is decoded.
+    plant_rq_job(stack, json.dumps(["taskq_rq.tasks.tick", None, [0], {}]).encode(), status="bogus")
+
+
+Planter = Callable[[Stack, str], None]
+# Every stack needs both: the security tests fail for a stack that has none.
+PLANTERS: dict[str, dict[str, Planter]] = {
+    "celery": {
+        "pickle": plant_pickled_celery_job,
+        "foreign function": plant_foreign_celery_job,
+        "unreadable": plant_unreadable_celery_job,
+    },
+    "rq": {
+        "pickle": plant_pickled_rq_job,
+        "foreign function": plant_foreign_rq_job,
+        "unreadable": plant_unreadable_rq_job,
+    },
+}

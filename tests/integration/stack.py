@@ -38,6 +38,26 @@ class Stack:
     def exec(self, service: str, *command: str, check: bool = True) -> subprocess.CompletedProcess:
         return self.compose("exec", "-T", service, *command, check=check)
 
+    def exec_with_input(self, service: str, data: bytes, *command: str) -> None:
+        """Run a command in a service with binary standard input (which argv cannot carry)."""
+        subprocess.run(
+            [
+                "docker",
+                "compose",
+                "--project-directory",
+                str(self.compose_dir),
+                "exec",
+                "-T",
+                service,
+                *command,
+            ],
+            env=self.env,
+            input=data,
+            capture_output=True,
+            check=True,
+            timeout=60,
+        )
+
     def taskq(self, *args: str) -> str:
         # The app runs the same image as the worker, and stays up while the worker is stopped.
         return self.exec("app", "taskq", *args).stdout

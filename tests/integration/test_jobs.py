@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import itertools
+import re
 import time
 import uuid
 
 import pytest
 
+from tests.conftest import RETRY_TIMING_RESOLUTION_S
 from tests.integration.stack import Stack, wait_for
 
 pytestmark = pytest.mark.integration
@@ -14,6 +17,20 @@ pytestmark = pytest.mark.integration
 
 def new_key(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+def assert_exponential_backoff(stack: Stack, starts: list[float]) -> None:
+    """The gaps between attempts: base, 2 × base, 4 × base from RETRY_BASE_S, each stretched by
+    up to 50 % of jitter, give or take how precisely the library starts a retry on time."""
+    gaps = [later - earlier for earlier, later in itertools.pairwise(starts)]
+    base = float(stack.env["RETRY_BASE_S"])
+    slack = RETRY_TIMING_RESOLUTION_S[stack.lib]
+    for n, gap in enumerate(gaps):
+        assert base * 2**n - slack <= gap <= base * 2**n * 1.5 + slack, (n, gaps)
+    if len(gaps) >= 3:
+        assert gaps[2] > gaps[0], gaps
+    if slack < 0.5:  # precise enough to see every step grow
+        assert gaps == sorted(gaps) and len(set(gaps)) == len(gaps), gaps
 
 
 def test_a_job_runs_and_records_its_effect_once(stack: Stack):
@@ -53,13 +70,7 @@ def test_transient_failures_are_retried_with_growing_delays(stack: Stack):
     stack.post_job(task="demo", key=key, sleep_s=0, fail_times=2)
     done = wait_for(lambda: stack.effects(key), lambda e: e["effects"] == 1, timeout=60)
     assert done["attempts"] == 3
-    starts = stack.attempt_times(key)
-    first_delay, second_delay = starts[1] - starts[0], starts[2] - starts[1]
-    base = float(stack.env["RETRY_BASE_S"])
-    # Exponential backoff from RETRY_BASE_S: about base, then about 2 × base (each + jitter).
-    assert base * 0.9 <= first_delay < base * 2 * 0.95, starts
-    assert first_delay < second_delay, starts
-    assert base * 2 * 0.9 <= second_delay < base * 4, starts
+    assert_exponential_backoff(stack, stack.attempt_times(key))
 
 
 def test_a_poison_job_is_dead_lettered_after_four_attempts_and_can_be_requeued(stack: Stack):
@@ -74,6 +85,7 @@ def test_a_poison_job_is_dead_lettered_after_four_attempts_and_can_be_requeued(s
     assert "fails on purpose" in entry["error"] and entry["failed_at"]
     assert stack.effects(key) == {"key": key, "attempts": 4, "effects": 0}
     assert stack.depth()["dead"] >= 1
+    assert_exponential_backoff(stack, stack.attempt_times(key))
 
     assert stack.taskq("dlq", "requeue", job["id"]).strip() == "requeued 1"
     done = wait_for(lambda: stack.effects(key), lambda e: e["effects"] == 1, timeout=30)
@@ -101,5 +113,5 @@ def test_a_job_over_the_time_limit_is_stopped_and_counts_as_failed(stack: Stack)
         timeout=4 * (limit + 15) + 30,
         interval=1,
     )
-    assert "limit" in entry["error"].lower(), entry
+    assert re.search("limit|timeout", entry["error"], re.IGNORECASE), entry
     assert stack.effects(key) == {"key": key, "attempts": 4, "effects": 0}

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import time
 import uuid
 
 import pytest
 import requests
 
-from tests.integration.hostile import PICKLED_JOB_WRITERS
+from tests.integration.hostile import PLANTERS
 from tests.integration.stack import Stack, wait_for
 
 pytestmark = pytest.mark.integration
@@ -53,15 +54,19 @@ def test_no_container_runs_as_root(stack: Stack):
         assert uid != "0", f"{service} runs as root"
 
 
-def test_a_pickled_message_is_refused_and_the_worker_keeps_serving(stack: Stack):
-    """A job written straight into Redis whose payload runs a command when unpickled."""
-    marker = "/tmp/pickle-ran"
+@pytest.mark.parametrize("kind", ["pickle", "foreign function", "unreadable"])
+def test_a_planted_job_is_refused_and_the_worker_keeps_serving(stack: Stack, kind: str):
+    """A job written straight into Redis, whose payload would run a command (as a pickle that
+    runs it when decoded, or as a call to `os.system`), or that cannot be read at all. None may
+    run, and the worker goes on serving without a restart."""
+    marker = f"/tmp/planted-{kind.replace(' ', '-')}-ran"
     worker_started = stack.container("worker")["State"]["StartedAt"]
-    PICKLED_JOB_WRITERS[stack.lib](stack, f"touch {marker}")
+    PLANTERS[stack.lib][kind](stack, f"touch {marker}")
     wait_for(lambda: stack.depth()["queues"]["default"], lambda n: n == 0, timeout=30)
+    time.sleep(1)  # a refused job that had run anyway would have left its marker by now
 
-    assert stack.exec("worker", "test", "-e", marker, check=False).returncode != 0, "the pickle ran"
+    assert stack.exec("worker", "test", "-e", marker, check=False).returncode != 0, "the planted job ran"
     assert stack.container("worker")["State"]["StartedAt"] == worker_started  # not restarted
-    key = f"after-pickle-{uuid.uuid4().hex[:8]}"
+    key = f"after-planted-{uuid.uuid4().hex[:8]}"
     stack.post_job(task="demo", key=key, sleep_s=0)
     wait_for(lambda: stack.effects(key), lambda e: e["effects"] == 1, timeout=30)

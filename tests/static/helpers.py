@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import functools
 import importlib.util
 import json
 import subprocess
@@ -12,6 +13,7 @@ from tests.conftest import REPO
 DUMMY_SECRETS = {"REDIS_PASSWORD": "r", "POSTGRES_PASSWORD": "p", "MONITOR_PASSWORD": "m"}
 
 
+@functools.cache  # one module object per file, so its exception classes compare equal
 def recipe_module(lib: str, name: str) -> ModuleType:
     """Import a stdlib-only module of a recipe without its package (and its dependencies)."""
     path = REPO / "recipes" / lib / f"taskq_{lib}" / f"{name}.py"

@@ -1,0 +1,3 @@
+from taskq_rq.cli import main
+
+raise SystemExit(main())
