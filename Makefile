@@ -116,7 +116,7 @@ test: test-static test-integration ## the whole suite: static first, then every 
 export: ## copy the LIB recipe and stack into another repository: make export DEST=../app
 	@test -n "$(DEST)" || { echo "usage: make export LIB=$(LIB) DEST=path/to/repo" >&2; exit 2; }
 	mkdir -p $(DEST)/recipes $(DEST)/compose $(DEST)/scripts
-	cp -R recipes/$(LIB) $(DEST)/recipes/
+	cp -R recipes/$(LIB) recipes/common $(DEST)/recipes/
 	cp -R compose/$(LIB) $(DEST)/compose/
 	rm -f $(DEST)/compose/$(LIB)/.env
 	cp scripts/entrypoint.sh $(DEST)/scripts/

@@ -10,12 +10,16 @@ from types import ModuleType
 
 from tests.conftest import REPO
 
+# The recipes' shared package, for settings modules that import its (standard library) config.
+sys.path.insert(0, str(REPO / "recipes" / "common"))
+
 DUMMY_SECRETS = {"REDIS_PASSWORD": "r", "POSTGRES_PASSWORD": "p", "MONITOR_PASSWORD": "m"}
 
 
 @functools.cache  # one module object per file, so its exception classes compare equal
 def recipe_module(lib: str, name: str) -> ModuleType:
-    """Import a stdlib-only module of a recipe without its package (and its dependencies)."""
+    """Import a stdlib-only module of a recipe (lib "common": the shared package) on its own,
+    without the recipe's package and its dependencies."""
     path = REPO / "recipes" / lib / f"taskq_{lib}" / f"{name}.py"
     module_name = f"recipe_{lib}_{name}"
     spec = importlib.util.spec_from_file_location(module_name, path)

@@ -1,4 +1,4 @@
-"""The 64 KiB body limit, run as ASGI middleware around a stand-in application."""
+"""The 64 KiB body limit (shared by every recipe), as ASGI middleware around a stand-in app."""
 
 from __future__ import annotations
 
@@ -27,8 +27,8 @@ class ReadsWholeBody:
         await send({"type": "http.response.body", "body": str(len(body)).encode()})
 
 
-def call(lib: str, chunks: list[bytes], content_length: int | None):
-    body_limit = recipe_module(lib, "body_limit")
+def call(chunks: list[bytes], content_length: int | None):
+    body_limit = recipe_module("common", "body_limit")
     inner = ReadsWholeBody()
     middleware = body_limit.BodySizeLimit(inner, max_bytes=LIMIT)
     headers = [] if content_length is None else [(b"content-length", str(content_length).encode())]
@@ -52,27 +52,27 @@ def call(lib: str, chunks: list[bytes], content_length: int | None):
     return inner.called, received_count, sent[0]["status"], sent[-1]["body"]
 
 
-def test_a_declared_length_over_the_limit_is_refused_before_reading(lib: str):
-    called, received, status, body = call(lib, [b"x" * (LIMIT + 1)], LIMIT + 1)
+def test_a_declared_length_over_the_limit_is_refused_before_reading():
+    called, received, status, body = call([b"x" * (LIMIT + 1)], LIMIT + 1)
     assert (called, received, status) == (False, 0, 413)
     assert b"larger than 65536 bytes" in body
 
 
-def test_a_chunked_body_is_refused_once_it_passes_the_limit(lib: str):
+def test_a_chunked_body_is_refused_once_it_passes_the_limit():
     chunks = [b"x" * 16384] * 8  # 128 KiB, no Content-Length
-    _, received, status, _ = call(lib, chunks, None)
+    _, received, status, _ = call(chunks, None)
     assert status == 413
     assert received == 5  # stopped at the first chunk past 64 KiB, the rest never read
 
 
 @pytest.mark.parametrize("size", [0, 1, LIMIT])
-def test_bodies_up_to_the_limit_pass(lib: str, size: int):
-    called, _, status, body = call(lib, [b"x" * size], size)
+def test_bodies_up_to_the_limit_pass(size: int):
+    called, _, status, body = call([b"x" * size], size)
     assert (called, status, body) == (True, 202, str(size).encode())
 
 
-def test_a_malformed_content_length_is_a_400(lib: str):
-    body_limit = recipe_module(lib, "body_limit")
+def test_a_malformed_content_length_is_a_400():
+    body_limit = recipe_module("common", "body_limit")
     sent = []
 
     async def send(message):

@@ -12,9 +12,10 @@ from celery import Task
 from celery.exceptions import SoftTimeLimitExceeded
 from celery.signals import task_failure
 
-from taskq_celery import db, dead_letters
+from taskq_celery import dead_letters
 from taskq_celery.settings import MAX_RETRIES, retry_delay_s
 from taskq_celery.worker import app, settings
+from taskq_common import db
 
 
 class TransientError(Exception):

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from rq import Retry, get_current_job
 from rq.job import Job
 
-from taskq_rq import db
+from taskq_common import db
 from taskq_rq.settings import FAILURE_TTL_S, MAX_RETRIES, retry_delay_s
 from taskq_rq.worker import queue, settings
 
