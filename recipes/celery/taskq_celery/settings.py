@@ -10,16 +10,9 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass
+from typing import ClassVar
 
-from taskq_common.config import (
-    MAX_RETRIES,
-    Common,
-    ConfigError,
-    common_settings,
-    grace_period_error,
-    int_setting,
-    retry_delay_s,
-)
+from taskq_common.config import Common, ConfigError, common_settings, int_setting, retry_delay_s
 
 __all__ = ["ConfigError", "Settings", "load", "retry_delay_s"]
 
@@ -42,16 +35,13 @@ SHUTDOWN_MARGIN_S = 10
 
 @dataclass(frozen=True)
 class Settings(Common):
-    stop_grace_period_s: int
     worker_concurrency: int
+
+    shutdown_waits_for: ClassVar[str] = "the running job, up to its hard limit"
 
     @property
     def hard_time_limit_s(self) -> int:
         return self.job_time_limit_s + HARD_LIMIT_MARGIN_S
-
-    @property
-    def max_retry_delay_s(self) -> float:
-        return retry_delay_s(MAX_RETRIES - 1, self.retry_base_s, jitter=1.0)
 
     @property
     def visibility_timeout_s(self) -> int:
@@ -66,25 +56,10 @@ class Settings(Common):
     def min_stop_grace_period_s(self) -> int:
         return self.hard_time_limit_s + SHUTDOWN_MARGIN_S
 
-    def check(self) -> Settings:
-        """Refuse settings under which a graceful stop could cut a job short."""
-        if self.stop_grace_period_s < self.min_stop_grace_period_s:
-            raise grace_period_error(
-                self.stop_grace_period_s,
-                self.job_time_limit_s,
-                self.min_stop_grace_period_s,
-                f"a warm shutdown waits for the running job (up to its hard limit, "
-                f"{self.hard_time_limit_s} s)",
-            )
-        return self
-
 
 def load(env: dict[str, str] | None = None) -> Settings:
     env = dict(os.environ if env is None else env)
-    common = common_settings(env)
-    default_grace = common.job_time_limit_s + HARD_LIMIT_MARGIN_S + SHUTDOWN_MARGIN_S
     return Settings(
-        **vars(common),
-        stop_grace_period_s=int_setting(env, "STOP_GRACE_PERIOD_S", default_grace),
+        **common_settings(env, grace_margin_s=HARD_LIMIT_MARGIN_S + SHUTDOWN_MARGIN_S),
         worker_concurrency=int_setting(env, "WORKER_CONCURRENCY", 2),
     )

@@ -13,9 +13,9 @@ from celery.exceptions import SoftTimeLimitExceeded
 from celery.signals import task_failure
 
 from taskq_celery import dead_letters
-from taskq_celery.settings import MAX_RETRIES, retry_delay_s
 from taskq_celery.worker import app, settings
 from taskq_common import db
+from taskq_common.config import MAX_RETRIES, retry_delay_s
 
 
 class TransientError(Exception):

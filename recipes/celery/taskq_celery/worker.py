@@ -6,18 +6,15 @@ twice, losing them on deploys, or executing what an attacker wrote into Redis.
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 from celery import Celery, bootsteps
 
 from taskq_celery import settings as settings_module
 from taskq_celery.scheduler import every_slot
+from taskq_common.config import load_or_exit
 
-try:
-    settings = settings_module.load().check()
-except settings_module.ConfigError as error:
-    sys.exit(f"taskq: configuration error: {error}")
+settings = load_or_exit(settings_module.load)
 
 QUEUE = "default"
 HEARTBEAT_FILE = Path("/tmp/worker-heartbeat")

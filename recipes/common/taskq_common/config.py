@@ -7,7 +7,10 @@ without its job library installed.
 from __future__ import annotations
 
 import random
+import sys
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, ClassVar, Self, TypeVar
 from urllib.parse import quote
 
 MAX_RETRIES = 3  # the contract: 4 attempts per enqueue
@@ -52,16 +55,42 @@ def required_setting(env: dict[str, str], name: str) -> str:
 
 @dataclass(frozen=True)
 class Common:
-    """The settings every stack reads, whatever its job library."""
+    """The settings every stack reads, whatever its job library. A recipe's Settings extends it
+    with what its library derives from them, and says how long a graceful stop must wait."""
 
     redis_url: str
     postgres_dsn: str
     job_time_limit_s: int
     retry_base_s: float
     tick_interval_s: int
+    stop_grace_period_s: int
+
+    # What the worker's graceful stop waits for, for the error message.
+    shutdown_waits_for: ClassVar[str] = "the running job"
+
+    @property
+    def min_stop_grace_period_s(self) -> int:
+        raise NotImplementedError
+
+    @property
+    def max_retry_delay_s(self) -> float:
+        return retry_delay_s(MAX_RETRIES - 1, self.retry_base_s, jitter=1.0)
+
+    def check(self) -> Self:
+        """Refuse settings under which a graceful stop could cut a job short."""
+        if self.stop_grace_period_s < self.min_stop_grace_period_s:
+            raise ConfigError(
+                f"STOP_GRACE_PERIOD_S={self.stop_grace_period_s} is too short for "
+                f"JOB_TIME_LIMIT_S={self.job_time_limit_s}: a warm shutdown waits for "
+                f"{self.shutdown_waits_for}, so the grace period must be at least "
+                f"{self.min_stop_grace_period_s} s or the job is killed mid-way"
+            )
+        return self
 
 
-def common_settings(env: dict[str, str]) -> Common:
+def common_settings(env: dict[str, str], grace_margin_s: int) -> dict[str, Any]:
+    """The shared fields, for a Settings(Common) constructor; the stop grace period defaults to
+    the job time limit plus the recipe's margin."""
     redis_password = quote(required_setting(env, "REDIS_PASSWORD"), safe="")
     redis_host = env.get("REDIS_HOST") or "redis"
     redis_port = int_setting(env, "REDIS_PORT", 6379)
@@ -69,22 +98,26 @@ def common_settings(env: dict[str, str]) -> Common:
     postgres_user = env.get("POSTGRES_USER") or "taskq"
     postgres_db = env.get("POSTGRES_DB") or "taskq"
     postgres_host = env.get("POSTGRES_HOST") or "postgres"
-    return Common(
-        redis_url=f"redis://:{redis_password}@{redis_host}:{redis_port}/0",
-        postgres_dsn=f"postgresql://{postgres_user}:{postgres_password}@{postgres_host}:5432/{postgres_db}",
-        job_time_limit_s=int_setting(env, "JOB_TIME_LIMIT_S", 300),
-        retry_base_s=float_setting(env, "RETRY_BASE_S", 1.0),
-        tick_interval_s=int_setting(env, "TICK_INTERVAL_S", 60),
-    )
+    job_time_limit_s = int_setting(env, "JOB_TIME_LIMIT_S", 300)
+    return {
+        "redis_url": f"redis://:{redis_password}@{redis_host}:{redis_port}/0",
+        "postgres_dsn": f"postgresql://{postgres_user}:{postgres_password}@{postgres_host}:5432/{postgres_db}",
+        "job_time_limit_s": job_time_limit_s,
+        "retry_base_s": float_setting(env, "RETRY_BASE_S", 1.0),
+        "tick_interval_s": int_setting(env, "TICK_INTERVAL_S", 60),
+        "stop_grace_period_s": int_setting(env, "STOP_GRACE_PERIOD_S", job_time_limit_s + grace_margin_s),
+    }
 
 
-def grace_period_error(
-    stop_grace_period_s: int, job_time_limit_s: int, minimum_s: int, why: str
-) -> ConfigError:
-    return ConfigError(
-        f"STOP_GRACE_PERIOD_S={stop_grace_period_s} is too short for JOB_TIME_LIMIT_S={job_time_limit_s}: "
-        f"{why}, so the grace period must be at least {minimum_s} s or the job is killed mid-way"
-    )
+SettingsT = TypeVar("SettingsT", bound=Common)
+
+
+def load_or_exit(load: Callable[[], SettingsT]) -> SettingsT:
+    """The checked settings, or exit with the reason (no traceback): for a process's start-up."""
+    try:
+        return load().check()
+    except ConfigError as error:
+        sys.exit(f"taskq: configuration error: {error}")
 
 
 def retry_delay_s(retries_done: int, base_s: float, jitter: float | None = None) -> float:

@@ -11,15 +11,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from taskq_common.config import (
-    MAX_RETRIES,
-    Common,
-    ConfigError,
-    common_settings,
-    grace_period_error,
-    int_setting,
-    retry_delay_s,
-)
+from taskq_common.config import MAX_RETRIES, Common, ConfigError, common_settings, retry_delay_s
 
 __all__ = ["MAX_RETRIES", "ConfigError", "Settings", "load", "retry_delay_s"]
 
@@ -45,15 +37,9 @@ FAILURE_TTL_S = 365 * 24 * 3600
 
 @dataclass(frozen=True)
 class Settings(Common):
-    stop_grace_period_s: int
-
     @property
     def min_stop_grace_period_s(self) -> int:
         return self.job_time_limit_s + SHUTDOWN_MARGIN_S
-
-    @property
-    def max_retry_delay_s(self) -> float:
-        return retry_delay_s(MAX_RETRIES - 1, self.retry_base_s, jitter=1.0)
 
     @property
     def redelivery_after_kill_s(self) -> float:
@@ -63,22 +49,7 @@ class Settings(Common):
         maintenance = max(MAINTENANCE_INTERVAL_S, WORKER_TTL_S - 15)
         return claim_lapses + maintenance + self.max_retry_delay_s + SCHEDULER_INTERVAL_S
 
-    def check(self) -> Settings:
-        """Refuse settings under which a graceful stop could cut a job short."""
-        if self.stop_grace_period_s < self.min_stop_grace_period_s:
-            raise grace_period_error(
-                self.stop_grace_period_s,
-                self.job_time_limit_s,
-                self.min_stop_grace_period_s,
-                "a warm shutdown waits for the running job",
-            )
-        return self
-
 
 def load(env: dict[str, str] | None = None) -> Settings:
     env = dict(os.environ if env is None else env)
-    common = common_settings(env)
-    default_grace = common.job_time_limit_s + SHUTDOWN_MARGIN_S
-    return Settings(
-        **vars(common), stop_grace_period_s=int_setting(env, "STOP_GRACE_PERIOD_S", default_grace)
-    )
+    return Settings(**common_settings(env, grace_margin_s=SHUTDOWN_MARGIN_S))

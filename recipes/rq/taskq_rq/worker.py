@@ -7,7 +7,6 @@ comes from settings.py, the one place where they are derived and checked.
 from __future__ import annotations
 
 import logging
-import sys
 from pathlib import Path
 
 from redis import Redis
@@ -16,12 +15,10 @@ from rq.exceptions import NoSuchJobError
 from rq.job import Job
 from rq.serializers import JSONSerializer
 
+from taskq_common.config import load_or_exit
 from taskq_rq import settings as settings_module
 
-try:
-    settings = settings_module.load().check()
-except settings_module.ConfigError as error:
-    sys.exit(f"taskq: configuration error: {error}")
+settings = load_or_exit(settings_module.load)
 
 QUEUE = "default"
 HEARTBEAT_FILE = Path("/tmp/worker-heartbeat")
