@@ -45,3 +45,22 @@ def test_a_worker_whose_grace_period_cannot_outlast_a_job_refuses_to_start(stack
     )
     assert result.returncode != 0
     assert f"STOP_GRACE_PERIOD_S={short} is too short" in result.stdout + result.stderr
+
+
+def test_a_worker_that_stops_working_turns_unhealthy_and_recovers(stack: Stack):
+    """Frozen (SIGSTOP), the worker stops heartbeating: Docker's healthcheck says so, where a
+    check like `rq info` would still pass. Thawed, it is healthy and serving again."""
+
+    def health() -> str:
+        return stack.container("worker")["State"]["Health"]["Status"]
+
+    assert health() == "healthy"
+    stack.compose("kill", "--signal", "SIGSTOP", "worker")
+    try:
+        wait_for(health, lambda status: status == "unhealthy", timeout=150, interval=2)
+    finally:
+        stack.compose("kill", "--signal", "SIGCONT", "worker")
+    wait_for(health, lambda status: status == "healthy", timeout=90, interval=2)
+    key = f"after-thaw-{uuid.uuid4().hex[:8]}"
+    stack.post_job(task="demo", key=key, sleep_s=0)
+    wait_for(lambda: stack.effects(key), lambda e: e["effects"] == 1, timeout=60, interval=0.5)
