@@ -9,10 +9,10 @@ from taskq_common.ops_cli import main as run
 
 
 def depth() -> dict[str, Any]:
-    from taskq_rq.worker import QUEUE, queue  # (imported here: --help needs no broker)
+    from taskq_rq.worker import QUEUE, default_queue  # (imported here: --help needs no broker)
 
     # Raw counts: RQ's registry .count runs its cleanup (abandoned jobs' retries) as a side effect.
-    default = queue()
+    default = default_queue()
     redis = default.connection
     return {
         "queues": {QUEUE: int(redis.llen(default.key))},

@@ -14,11 +14,11 @@ from rq.registry import FailedJobRegistry
 
 from taskq_rq.settings import MAX_RETRIES
 from taskq_rq.tasks import retry_policy
-from taskq_rq.worker import queue
+from taskq_rq.worker import default_queue
 
 
 def registry() -> FailedJobRegistry:
-    return queue().failed_job_registry
+    return default_queue().failed_job_registry
 
 
 def describe(job: Job) -> dict[str, Any]:
@@ -53,7 +53,7 @@ def requeue(job_ids: list[str] | None = None) -> int:
     for job_id in job_ids:
         if job_id not in failed:
             raise KeyError(job_id)
-        job = queue().fetch_job(job_id)
+        job = failed.job_class.fetch(job_id, connection=failed.connection, serializer=failed.serializer)
         fresh = retry_policy()
         job.retries_left, job.retry_intervals = MAX_RETRIES, fresh.intervals
         job.save()

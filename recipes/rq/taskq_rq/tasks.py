@@ -12,7 +12,7 @@ from rq.job import Job
 
 from taskq_common import db
 from taskq_rq.settings import FAILURE_TTL_S, MAX_RETRIES, retry_delay_s
-from taskq_rq.worker import queue, settings
+from taskq_rq.worker import default_queue, settings
 
 
 class TransientError(Exception):
@@ -27,7 +27,7 @@ def retry_policy() -> Retry:
 
 
 def enqueue(func: Callable, **kwargs) -> Job:
-    return queue().enqueue(
+    return default_queue().enqueue(
         func,
         kwargs=kwargs,
         retry=retry_policy(),

@@ -6,6 +6,7 @@ comes from settings.py, the one place where they are derived and checked.
 
 from __future__ import annotations
 
+import functools
 import logging
 from pathlib import Path
 
@@ -102,8 +103,15 @@ def connection() -> Redis:
     return Redis.from_url(settings.redis_url, socket_timeout=None, socket_connect_timeout=5)
 
 
-def queue(redis: Redis | None = None) -> Queue:
-    return Queue(QUEUE, connection=redis or connection(), serializer=JSONSerializer, job_class=AllowlistedJob)
+def queue(redis: Redis) -> Queue:
+    return Queue(QUEUE, connection=redis, serializer=JSONSerializer, job_class=AllowlistedJob)
+
+
+@functools.cache
+def default_queue() -> Queue:
+    """The queue on one connection pool per process (redis-py's pool reconnects after a fork),
+    rather than a new client, and a new authenticated connection, for every enqueue."""
+    return queue(connection())
 
 
 def main() -> None:
