@@ -5,10 +5,11 @@ SHELL := /bin/bash
 
 LIB ?= celery
 # The stacks that exist; `make test` runs the integration suite against each.
-LIBS := celery rq
+LIBS := celery rq dramatiq
 # The port each stack's monitor listens on inside its container.
 MONITOR_PORT_celery := 5555
 MONITOR_PORT_rq := 9181
+MONITOR_PORT_dramatiq := 8181
 COMPOSE_DIR := compose/$(LIB)
 COMPOSE := docker compose --project-directory $(COMPOSE_DIR) -f $(COMPOSE_DIR)/compose.yaml
 VENV := .venv

@@ -4,12 +4,16 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 # Every stack the toolkit ships; static tests cover them all, `--stacks` narrows integration.
-ALL_STACKS = ["celery", "rq"]
+ALL_STACKS = ["celery", "rq", "dramatiq"]
 # The port each stack's monitor listens on inside its container.
-MONITOR_PORTS = {"celery": 5555, "rq": 9181}
+MONITOR_PORTS = {"celery": 5555, "rq": 9181, "dramatiq": 8181}
 # How precisely each library starts a retry at its due time. RQ stores due times in whole
 # seconds (truncated) and its scheduler polls every second: a retry runs up to 1 s early or late.
-RETRY_TIMING_RESOLUTION_S = {"celery": 0.3, "rq": 1.3}
+# Dramatiq holds a retry in memory until due, then sends it through the queue: two polls late.
+RETRY_TIMING_RESOLUTION_S = {"celery": 0.3, "rq": 1.3, "dramatiq": 0.6}
+# The most jitter each library's backoff adds to a step, as a share of it: the recipes for
+# Celery and RQ draw from [1, 1.5) × the step, Dramatiq's own backoff from [1, 2) × the step.
+RETRY_JITTER = {"celery": 0.5, "rq": 0.5, "dramatiq": 1.0}
 
 
 # Timings worth reading in every run's log (stack start-up, redelivery after SIGKILL, ...),
@@ -38,4 +42,7 @@ def pytest_generate_tests(metafunc):
             stacks = metafunc.config.getoption("--stacks").split()
         else:
             stacks = ALL_STACKS
+        # @pytest.mark.stacks("dramatiq", ...): a feature only some stacks have.
+        if only := metafunc.definition.get_closest_marker("stacks"):
+            stacks = [lib for lib in stacks if lib in only.args]
         metafunc.parametrize("lib", stacks, scope="session")

@@ -87,6 +87,42 @@ def plant_unreadable_rq_job(stack: Stack, command: str) -> None:
     plant_rq_job(stack, json.dumps(["taskq_rq.tasks.tick", None, [0], {}]).encode(), status="bogus")
 
 
+def plant_dramatiq_message(stack: Stack, data: bytes, redis_message_id: str | None = None) -> None:
+    """A message as Dramatiq's Redis broker stores it: data in the queue's hash, id in its list."""
+    redis_message_id = redis_message_id or str(uuid.uuid4())
+    stack.exec_with_input("redis", data, "redis-cli", "-x", "HSET", "dramatiq:default.msgs", redis_message_id)
+    stack.exec("redis", "redis-cli", "RPUSH", "dramatiq:default", redis_message_id)
+
+
+def dramatiq_message(actor_name: str, args: list, redis_message_id: str) -> bytes:
+    return json.dumps(
+        {
+            "queue_name": "default",
+            "actor_name": actor_name,
+            "args": args,
+            "kwargs": {},
+            "options": {"redis_message_id": redis_message_id},
+            "message_id": str(uuid.uuid4()),
+            "message_timestamp": 0,
+        }
+    ).encode()
+
+
+def plant_pickled_dramatiq_message(stack: Stack, command: str) -> None:
+    plant_dramatiq_message(stack, pickle.dumps(RunsCommandWhenUnpickled(command)))
+
+
+def plant_foreign_dramatiq_message(stack: Stack, command: str) -> None:
+    redis_message_id = str(uuid.uuid4())
+    plant_dramatiq_message(
+        stack, dramatiq_message("os.system", [command], redis_message_id), redis_message_id
+    )
+
+
+def plant_unreadable_dramatiq_message(stack: Stack, command: str) -> None:
+    plant_dramatiq_message(stack, b"{this is not a message")
+
+
 Planter = Callable[[Stack, str], None]
 # Every stack needs both: the security tests fail for a stack that has none.
 PLANTERS: dict[str, dict[str, Planter]] = {
@@ -99,5 +135,10 @@ PLANTERS: dict[str, dict[str, Planter]] = {
         "pickle": plant_pickled_rq_job,
         "foreign function": plant_foreign_rq_job,
         "unreadable": plant_unreadable_rq_job,
+    },
+    "dramatiq": {
+        "pickle": plant_pickled_dramatiq_message,
+        "foreign function": plant_foreign_dramatiq_message,
+        "unreadable": plant_unreadable_dramatiq_message,
     },
 }

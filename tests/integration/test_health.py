@@ -47,6 +47,13 @@ def test_a_worker_whose_grace_period_cannot_outlast_a_job_refuses_to_start(stack
     assert f"STOP_GRACE_PERIOD_S={short} is too short" in result.stdout + result.stderr
 
 
+def signal_every_worker_process(stack: Stack, name: str) -> None:
+    """Send a signal to every process in the worker container: its main process (PID 1, which
+    `kill -1` spares) and its children (Celery's pool, Dramatiq's worker processes)."""
+    stack.compose("kill", "--signal", f"SIG{name}", "worker")
+    stack.exec("worker", "sh", "-c", f"kill -{name} -1")
+
+
 def test_a_worker_that_stops_working_turns_unhealthy_and_recovers(stack: Stack):
     """Frozen (SIGSTOP), the worker stops heartbeating: Docker's healthcheck says so, where a
     check like `rq info` would still pass. Thawed, it is healthy and serving again."""
@@ -55,11 +62,11 @@ def test_a_worker_that_stops_working_turns_unhealthy_and_recovers(stack: Stack):
         return stack.container("worker")["State"]["Health"]["Status"]
 
     assert health() == "healthy"
-    stack.compose("kill", "--signal", "SIGSTOP", "worker")
+    signal_every_worker_process(stack, "STOP")
     try:
         wait_for(health, lambda status: status == "unhealthy", timeout=150, interval=2)
     finally:
-        stack.compose("kill", "--signal", "SIGCONT", "worker")
+        signal_every_worker_process(stack, "CONT")
     wait_for(health, lambda status: status == "healthy", timeout=90, interval=2)
     key = f"after-thaw-{uuid.uuid4().hex[:8]}"
     stack.post_job(task="demo", key=key, sleep_s=0)

@@ -9,7 +9,7 @@ import uuid
 
 import pytest
 
-from tests.conftest import RETRY_TIMING_RESOLUTION_S
+from tests.conftest import RETRY_JITTER, RETRY_TIMING_RESOLUTION_S
 from tests.integration.stack import Stack, wait_for
 
 pytestmark = pytest.mark.integration
@@ -21,12 +21,12 @@ def new_key(prefix: str) -> str:
 
 def assert_exponential_backoff(stack: Stack, starts: list[float]) -> None:
     """The gaps between attempts: base, 2 × base, 4 × base from RETRY_BASE_S, each stretched by
-    up to 50 % of jitter, give or take how precisely the library starts a retry on time."""
+    the library's jitter, give or take how precisely the library starts a retry on time."""
     gaps = [later - earlier for earlier, later in itertools.pairwise(starts)]
     base = float(stack.env["RETRY_BASE_S"])
-    slack = RETRY_TIMING_RESOLUTION_S[stack.lib]
+    slack, jitter = RETRY_TIMING_RESOLUTION_S[stack.lib], RETRY_JITTER[stack.lib]
     for n, gap in enumerate(gaps):
-        assert base * 2**n - slack <= gap <= base * 2**n * 1.5 + slack, (n, gaps)
+        assert base * 2**n - slack <= gap <= base * 2**n * (1 + jitter) + slack, (n, gaps)
     if len(gaps) >= 3:
         assert gaps[2] > gaps[0], gaps
     if slack < 0.5:  # precise enough to see every step grow

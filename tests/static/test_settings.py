@@ -31,12 +31,12 @@ def test_a_grace_period_shorter_than_the_time_limit_is_refused_with_the_fix(lib:
 
 
 def test_backoff_grows_exponentially_from_the_base_and_jitter_never_reorders_it(lib: str):
-    retry_delay_s = recipe_module(lib, "settings").retry_delay_s
+    settings = recipe_module(lib, "settings")
     for jitter in (0.0, 0.5, 0.999):
-        delays = [retry_delay_s(n, 2.0, jitter) for n in range(3)]
-        assert delays[0] == pytest.approx(2.0 * (1 + jitter / 2))
+        delays = [settings.retry_delay_s(n, 2.0, jitter) for n in range(3)]
+        assert delays[0] == pytest.approx(2.0 * (1 + jitter * settings.RETRY_JITTER))
         assert delays[0] < delays[1] < delays[2]
-    assert retry_delay_s(0, 1.0, 0.999) < retry_delay_s(1, 1.0, 0.0)
+    assert settings.retry_delay_s(0, 1.0, 0.999) < settings.retry_delay_s(1, 1.0, 0.0)
 
 
 def test_jitter_spreads_retries(lib: str):

@@ -12,9 +12,9 @@ import os
 from dataclasses import dataclass
 from typing import ClassVar
 
-from taskq_common.config import Common, ConfigError, common_settings, int_setting, retry_delay_s
+from taskq_common.config import RETRY_JITTER, Common, ConfigError, common_settings, int_setting, retry_delay_s
 
-__all__ = ["ConfigError", "Settings", "load", "retry_delay_s"]
+__all__ = ["RETRY_JITTER", "ConfigError", "Settings", "load", "retry_delay_s"]
 
 # After the soft limit raises SoftTimeLimitExceeded inside the task, the task gets this long to
 # clean up before the pool kills its process (the hard limit).

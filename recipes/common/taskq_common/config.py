@@ -14,6 +14,8 @@ from typing import Any, ClassVar, Self, TypeVar
 from urllib.parse import quote
 
 MAX_RETRIES = 3  # the contract: 4 attempts per enqueue
+# The most jitter retry_delay_s adds to a step, as a share of it.
+RETRY_JITTER = 0.5
 
 
 class ConfigError(ValueError):
@@ -129,4 +131,4 @@ def retry_delay_s(retries_done: int, base_s: float, jitter: float | None = None)
     """
     if jitter is None:
         jitter = random.random()
-    return base_s * 2**retries_done * (1 + jitter / 2)
+    return base_s * 2**retries_done * (1 + jitter * RETRY_JITTER)

@@ -7,6 +7,7 @@ second time: effects and ticks are keyed, and the insert does nothing on conflic
 from __future__ import annotations
 
 import os
+import threading
 
 import psycopg
 
@@ -30,17 +31,17 @@ CREATE TABLE IF NOT EXISTS ticks (
 );
 """
 
-_connection: psycopg.Connection | None = None
-_connection_pid: int | None = None
+_local = threading.local()
 
 
 def connection(dsn: str) -> psycopg.Connection:
-    """One connection per process: prefork children must not share the parent's socket."""
-    global _connection, _connection_pid
-    if _connection is None or _connection.closed or _connection_pid != os.getpid():
-        _connection = psycopg.connect(dsn, autocommit=True, connect_timeout=5)
-        _connection_pid = os.getpid()
-    return _connection
+    """One connection per process and thread: prefork children must not share their parent's
+    socket, and threaded workers (Dramatiq's) would queue up behind one connection's lock."""
+    conn, pid = getattr(_local, "connection", None), getattr(_local, "pid", None)
+    if conn is None or conn.closed or conn.broken or pid != os.getpid():
+        _local.connection = conn = psycopg.connect(dsn, autocommit=True, connect_timeout=5)
+        _local.pid = os.getpid()
+    return conn
 
 
 def migrate(conn: psycopg.Connection) -> None:

@@ -11,9 +11,9 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from taskq_common.config import MAX_RETRIES, Common, ConfigError, common_settings, retry_delay_s
+from taskq_common.config import MAX_RETRIES, RETRY_JITTER, Common, ConfigError, common_settings, retry_delay_s
 
-__all__ = ["MAX_RETRIES", "ConfigError", "Settings", "load", "retry_delay_s"]
+__all__ = ["MAX_RETRIES", "RETRY_JITTER", "ConfigError", "Settings", "load", "retry_delay_s"]
 
 # While a job runs, the worker's main process renews the job's claim in the started registry
 # every JOB_MONITORING_INTERVAL_S, each time for min(that, time left) + 60 s (RQ's margin).

@@ -1,0 +1,3 @@
+from taskq_dramatiq.cli import main
+
+raise SystemExit(main())
