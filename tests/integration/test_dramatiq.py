@@ -8,6 +8,7 @@ import uuid
 import pytest
 import requests
 
+from tests.integration.hostile import plant_unreadable_dramatiq_message
 from tests.integration.stack import Stack, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.stacks("dramatiq")]
@@ -51,3 +52,20 @@ def test_the_dashboard_shows_queues_workers_and_dead_letters(stack: Stack):
     page = requests.get(stack.monitor_url, auth=auth, timeout=10)
     assert page.status_code == 200 and job["id"] in page.text and key in page.text
     assert requests.get(f"{stack.monitor_url}/api/overview", timeout=10).status_code == 401
+
+
+def test_an_unreadable_message_is_dead_lettered_without_stranding_its_batch(stack: Stack):
+    """Stock Dramatiq's consumer raises on a message it cannot decode and restarts, forgetting
+    the messages it fetched with it: they would wait, unacked, until the worker process died."""
+    stack.compose("stop", "worker")
+    try:
+        plant_unreadable_dramatiq_message(stack, "")
+        keys = [f"batch-{n}-{uuid.uuid4().hex[:8]}" for n in range(3)]
+        for key in keys:
+            stack.post_job(task="demo", key=key, sleep_s=0)
+    finally:
+        stack.compose("start", "worker")
+    for key in keys:  # fetched in one batch with the unreadable message, run at once
+        wait_for(lambda k=key: stack.effects(k), lambda e: e["effects"] == 1, timeout=20, interval=0.5)
+    unreadable = [d for d in stack.dead_letters() if d["error"] == "the message cannot be decoded"]
+    assert unreadable and unreadable[0]["task"] is None

@@ -15,10 +15,10 @@ from tests.integration.stack import Stack, wait_for
 pytestmark = pytest.mark.integration
 
 IDLE_S = 4  # long enough for a polling consumer to back off to its slowest poll
-SAMPLES = 5
+SAMPLES = 8
 
 
-def test_a_job_posted_after_an_idle_spell_starts_within_a_second(stack: Stack):
+def test_a_job_posted_after_an_idle_spell_starts_at_once(stack: Stack):
     stack.compose("stop", "scheduler")  # its ticks would keep the worker from idling
     try:
         waits = []
@@ -35,4 +35,5 @@ def test_a_job_posted_after_an_idle_spell_starts_within_a_second(stack: Stack):
     MEASUREMENTS.append(
         f"{stack.lib}: enqueue to start after {IDLE_S} s idle: median {median_ms:.0f} ms, max {max_ms:.0f} ms"
     )
-    assert max(waits) < 1.0, waits
+    # With Dramatiq's default poll (backing off to 1 s) the waits were up to 428 ms (median 243).
+    assert max(waits) < 0.35, waits

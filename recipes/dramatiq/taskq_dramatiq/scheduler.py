@@ -41,6 +41,7 @@ def fire_tick() -> None:
 
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("apscheduler.executors").setLevel(logging.WARNING)  # two lines per run
     interval = settings.tick_interval_s
     scheduler = BlockingScheduler(timezone=UTC)
     # The next slot boundary: firings land just after each boundary, inside the slot they claim.
