@@ -5,11 +5,12 @@ SHELL := /bin/bash
 
 LIB ?= celery
 # The stacks that exist; `make test` runs the integration suite against each.
-LIBS := celery rq dramatiq
+LIBS := celery rq dramatiq arq
 # The port each stack's monitor listens on inside its container.
 MONITOR_PORT_celery := 5555
 MONITOR_PORT_rq := 9181
 MONITOR_PORT_dramatiq := 8181
+MONITOR_PORT_arq := 8282
 COMPOSE_DIR := compose/$(LIB)
 COMPOSE := docker compose --project-directory $(COMPOSE_DIR) -f $(COMPOSE_DIR)/compose.yaml
 VENV := .venv

@@ -8,9 +8,12 @@ from __future__ import annotations
 import base64
 import json
 import pickle
+import time
 import uuid
 import zlib
 from collections.abc import Callable
+
+import msgpack
 
 from tests.integration.stack import Stack
 
@@ -123,6 +126,27 @@ def plant_unreadable_dramatiq_message(stack: Stack, command: str) -> None:
     plant_dramatiq_message(stack, b"{this is not a message")
 
 
+def plant_arq_job(stack: Stack, payload: bytes) -> None:
+    """A job as Arq stores it: its payload under arq:job:<id>, its id in the queue's sorted set."""
+    job_id = uuid.uuid4().hex
+    stack.exec_with_input("redis", payload, "redis-cli", "-x", "SET", f"arq:job:{job_id}")
+    due_ms = str(int(time.time() * 1000))  # Arq never starts a job scored 0
+    stack.exec("redis", "redis-cli", "ZADD", "arq:queue", due_ms, job_id)
+
+
+def plant_pickled_arq_job(stack: Stack, command: str) -> None:
+    plant_arq_job(stack, pickle.dumps(RunsCommandWhenUnpickled(command)))
+
+
+def plant_foreign_arq_job(stack: Stack, command: str) -> None:
+    # Arq's job fields: function, args, kwargs, try, enqueue time (ms).
+    plant_arq_job(stack, msgpack.packb({"f": "os.system", "a": [command], "k": {}, "t": None, "et": 0}))
+
+
+def plant_unreadable_arq_job(stack: Stack, command: str) -> None:
+    plant_arq_job(stack, b"{this is not a job")
+
+
 Planter = Callable[[Stack, str], None]
 # Every stack needs both: the security tests fail for a stack that has none.
 PLANTERS: dict[str, dict[str, Planter]] = {
@@ -140,5 +164,10 @@ PLANTERS: dict[str, dict[str, Planter]] = {
         "pickle": plant_pickled_dramatiq_message,
         "foreign function": plant_foreign_dramatiq_message,
         "unreadable": plant_unreadable_dramatiq_message,
+    },
+    "arq": {
+        "pickle": plant_pickled_arq_job,
+        "foreign function": plant_foreign_arq_job,
+        "unreadable": plant_unreadable_arq_job,
     },
 }

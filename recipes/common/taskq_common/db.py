@@ -52,43 +52,57 @@ def migrate(conn: psycopg.Connection) -> None:
         conn.execute(SCHEMA)
 
 
+# One statement each, so that they are safe on a connection in autocommit mode and need no
+# transaction; the sync functions serve threaded and forking workers, the async ones Arq and the API.
+RECORD_ATTEMPT = (
+    "WITH new AS (INSERT INTO attempts (key, job_id) VALUES (%(key)s, %(job_id)s) RETURNING 1) "
+    "SELECT count(*) + 1 FROM attempts WHERE key = %(key)s"
+)
+RECORD_EFFECT = "INSERT INTO effects (key, job_id) VALUES (%(key)s, %(job_id)s) ON CONFLICT (key) DO NOTHING"
+# Counts every run rather than ignoring repeats, so that a slot fired twice shows up.
+RECORD_TICK = (
+    "INSERT INTO ticks (slot, runs) VALUES (%(slot)s, 1) "
+    "ON CONFLICT (slot) DO UPDATE SET runs = ticks.runs + 1, last_run_at = clock_timestamp()"
+)
+EFFECTS_OF = (
+    "SELECT (SELECT count(*) FROM attempts WHERE key = %(key)s), "
+    "(SELECT count(*) FROM effects WHERE key = %(key)s)"
+)
+TICK_COUNTS = "SELECT count(*), coalesce(sum(runs), 0) FROM ticks"
+
+
 def record_attempt(conn: psycopg.Connection, key: str, job_id: str) -> int:
     """Record that an execution started; return its number for this key, from 1."""
-    row = conn.execute(
-        "WITH new AS (INSERT INTO attempts (key, job_id) VALUES (%s, %s) RETURNING 1) "
-        "SELECT count(*) + 1 FROM attempts WHERE key = %s",
-        (key, job_id, key),
-    ).fetchone()
-    return int(row[0])
+    return int(conn.execute(RECORD_ATTEMPT, {"key": key, "job_id": job_id}).fetchone()[0])
 
 
 def record_effect(conn: psycopg.Connection, key: str, job_id: str) -> bool:
     """Record the job's effect once per key; False when an earlier run already did."""
-    cursor = conn.execute(
-        "INSERT INTO effects (key, job_id) VALUES (%s, %s) ON CONFLICT (key) DO NOTHING",
-        (key, job_id),
-    )
-    return cursor.rowcount == 1
+    return conn.execute(RECORD_EFFECT, {"key": key, "job_id": job_id}).rowcount == 1
 
 
 def record_tick(conn: psycopg.Connection, slot: int) -> None:
-    # Counts every run rather than ignoring repeats, so that a slot fired twice shows up.
-    conn.execute(
-        "INSERT INTO ticks (slot, runs) VALUES (%s, 1) "
-        "ON CONFLICT (slot) DO UPDATE SET runs = ticks.runs + 1, last_run_at = clock_timestamp()",
-        (slot,),
-    )
+    conn.execute(RECORD_TICK, {"slot": slot})
 
 
-def effects_of(conn: psycopg.Connection, key: str) -> dict[str, int | str]:
-    row = conn.execute(
-        "SELECT (SELECT count(*) FROM attempts WHERE key = %s), "
-        "(SELECT count(*) FROM effects WHERE key = %s)",
-        (key, key),
-    ).fetchone()
+async def record_attempt_async(conn: psycopg.AsyncConnection, key: str, job_id: str) -> int:
+    row = await (await conn.execute(RECORD_ATTEMPT, {"key": key, "job_id": job_id})).fetchone()
+    return int(row[0])
+
+
+async def record_effect_async(conn: psycopg.AsyncConnection, key: str, job_id: str) -> bool:
+    return (await conn.execute(RECORD_EFFECT, {"key": key, "job_id": job_id})).rowcount == 1
+
+
+async def record_tick_async(conn: psycopg.AsyncConnection, slot: int) -> None:
+    await conn.execute(RECORD_TICK, {"slot": slot})
+
+
+async def effects_of(conn: psycopg.AsyncConnection, key: str) -> dict[str, int | str]:
+    row = await (await conn.execute(EFFECTS_OF, {"key": key})).fetchone()
     return {"key": key, "attempts": int(row[0]), "effects": int(row[1])}
 
 
-def tick_counts(conn: psycopg.Connection) -> dict[str, int]:
-    row = conn.execute("SELECT count(*), coalesce(sum(runs), 0) FROM ticks").fetchone()
+async def tick_counts(conn: psycopg.AsyncConnection) -> dict[str, int]:
+    row = await (await conn.execute(TICK_COUNTS)).fetchone()
     return {"slots": int(row[0]), "runs": int(row[1])}

@@ -1,23 +1,27 @@
 """The demo HTTP API, the same for every stack: enqueue jobs, read their effects, check health.
 
 A recipe builds it with `create_app`, passing the one thing that differs by library: how a job
-is enqueued. Endpoints are plain `def`: enqueueing and psycopg's queries block, so FastAPI runs
-them in its thread pool rather than on the event loop.
+is enqueued. The app is asyncio throughout (psycopg's async pool, redis.asyncio); a library whose
+enqueue blocks (Celery, RQ, Dramatiq) passes a plain function, which runs in the thread pool, and
+Arq passes a coroutine function, awaited on the event loop.
 """
 
 from __future__ import annotations
 
+import inspect
 import uuid
-from collections.abc import Callable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
 import redis
+import redis.asyncio
 from fastapi import FastAPI, Path, Response
 from fastapi.responses import JSONResponse
-from psycopg_pool import ConnectionPool
+from psycopg_pool import AsyncConnectionPool
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
 
 from taskq_common import db
 from taskq_common.body_limit import BodySizeLimit
@@ -52,29 +56,41 @@ class JobAccepted(BaseModel):
     key: str
 
 
-# enqueue(task name, keyword arguments) -> job id
-Enqueue = Callable[[str, dict], str]
+# enqueue(task name, keyword arguments) -> job id; a plain function, or a coroutine function
+Enqueue = Callable[[str, dict], str] | Callable[[str, dict], Awaitable[str]]
 
 
 def create_app(
-    title: str, enqueue: Enqueue, broker_errors: tuple[type[Exception], ...], settings: Common
+    title: str,
+    enqueue: Enqueue,
+    broker_errors: tuple[type[Exception], ...],
+    settings: Common,
+    resources: Callable[[], AbstractAsyncContextManager] | None = None,
 ) -> FastAPI:
-    pool = ConnectionPool(
+    """resources: what the recipe's enqueue needs open while the app serves (Arq's pool)."""
+    pool = AsyncConnectionPool(
         settings.postgres_dsn, min_size=1, max_size=4, open=False, kwargs={"autocommit": True}
     )
-    broker = redis.Redis.from_url(settings.redis_url, socket_timeout=2, socket_connect_timeout=2)
+    broker = redis.asyncio.Redis.from_url(settings.redis_url, socket_timeout=2, socket_connect_timeout=2)
+
+    async def send(task: str, kwargs: dict) -> str:
+        if inspect.iscoroutinefunction(enqueue):
+            return await enqueue(task, kwargs)
+        return await run_in_threadpool(enqueue, task, kwargs)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI):
-        pool.open(wait=False)
-        yield
-        pool.close()
+        await pool.open(wait=False)
+        async with resources() if resources else nullcontext():
+            yield
+        await pool.close()
+        await broker.aclose()
 
     app = FastAPI(title=title, lifespan=lifespan)
     app.add_middleware(BodySizeLimit, max_bytes=MAX_BODY_BYTES)
 
     @app.post("/jobs", status_code=202, response_model=JobAccepted)
-    def create_job(job: JobRequest) -> JobAccepted | JSONResponse:
+    async def create_job(job: JobRequest) -> JobAccepted | JSONResponse:
         if isinstance(job, DemoJob):
             key = job.key or uuid.uuid4().hex
             task, kwargs = "demo", {"key": key, "sleep_s": job.sleep_s, "fail_times": job.fail_times}
@@ -83,37 +99,37 @@ def create_app(
             key = f"send_report:{job.user_id}:{datetime.now(UTC).date().isoformat()}"
             task, kwargs = "send_report", {"user_id": job.user_id, "key": key}
         try:
-            job_id = enqueue(task, kwargs)
+            job_id = await send(task, kwargs)
         except broker_errors as error:
             detail = f"the broker is unavailable, nothing was enqueued: {error}"
             return JSONResponse(status_code=503, content={"detail": detail})
         return JobAccepted(id=job_id, key=key)
 
     @app.get("/effects/{key}")
-    def get_effects(key: Annotated[str, Path(pattern=KEY_PATTERN)]) -> dict:
-        with pool.connection() as conn:
-            return db.effects_of(conn, key)
+    async def get_effects(key: Annotated[str, Path(pattern=KEY_PATTERN)]) -> dict:
+        async with pool.connection() as conn:
+            return await db.effects_of(conn, key)
 
     @app.get("/ticks")
-    def get_ticks() -> dict:
-        with pool.connection() as conn:
-            return db.tick_counts(conn)
+    async def get_ticks() -> dict:
+        async with pool.connection() as conn:
+            return await db.tick_counts(conn)
 
     @app.get("/healthz")
-    def healthz() -> dict:
+    async def healthz() -> dict:
         return {"status": "ok"}
 
     @app.get("/readyz")
-    def readyz(response: Response) -> dict:
+    async def readyz(response: Response) -> dict:
         checks = {}
         try:
-            broker.ping()
+            await broker.ping()
             checks["broker"] = "ok"
         except redis.RedisError as error:
             checks["broker"] = f"unavailable: {error}"
         try:
-            with pool.connection(timeout=2) as conn:
-                conn.execute("SELECT 1")
+            async with pool.connection(timeout=2) as conn:
+                await conn.execute("SELECT 1")
             checks["database"] = "ok"
         except Exception as error:  # noqa: BLE001 (any failure means not ready)
             checks["database"] = f"unavailable: {error}"

@@ -1,0 +1,3 @@
+from taskq_arq.cli import main
+
+raise SystemExit(main())
