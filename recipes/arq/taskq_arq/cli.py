@@ -12,10 +12,9 @@ from taskq_common.ops_cli import main as run
 def depth() -> dict[str, Any]:
     from arq.constants import in_progress_key_prefix
 
-    from taskq_arq import dead_letters
-    from taskq_arq.queue import DEAD_LETTERS, QUEUE
+    from taskq_arq.queue import DEAD_LETTERS, QUEUE, sync_client
 
-    r = dead_letters.client()
+    r = sync_client()
     # A running job stays in the queue's sorted set, marked by its in-progress key.
     in_progress = sum(1 for _ in r.scan_iter(match=f"{in_progress_key_prefix}*", count=1000))
     due = int(r.zcount(QUEUE, "-inf", int(time.time() * 1000)))

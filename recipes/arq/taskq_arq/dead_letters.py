@@ -19,18 +19,14 @@ import redis
 from arq.constants import job_key_prefix, result_key_prefix, retry_key_prefix
 from arq.jobs import serialize_job
 
-from taskq_arq.queue import DEAD_LETTERS, QUEUE, serialize, settings
+from taskq_arq.queue import DEAD_LETTERS, QUEUE, serialize, sync_client
 
 # How long a requeued job may wait in the queue before Arq lets it expire (Arq's default: a day).
 REQUEUED_JOB_EXPIRES_MS = 86_400_000
 
 
-def client() -> redis.Redis:
-    return redis.Redis.from_url(settings.redis_url, socket_timeout=10, socket_connect_timeout=5)
-
-
-def list_all(r: redis.Redis | None = None) -> list[dict[str, Any]]:
-    entries = [json.loads(raw) for raw in (r or client()).hvals(DEAD_LETTERS)]
+def list_all() -> list[dict[str, Any]]:
+    entries = [json.loads(raw) for raw in sync_client().hvals(DEAD_LETTERS)]
     return sorted(
         (
             {
@@ -47,7 +43,7 @@ def list_all(r: redis.Redis | None = None) -> list[dict[str, Any]]:
 
 
 def requeue(job_ids: list[str] | None = None) -> int:
-    r = client()
+    r = sync_client()
     chosen = [i.decode() for i in r.hkeys(DEAD_LETTERS)] if job_ids is None else job_ids
     missing = [job_id for job_id in chosen if not r.hexists(DEAD_LETTERS, job_id)]
     if missing:

@@ -10,8 +10,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from taskq_arq import dead_letters
 from taskq_arq.cli import operations
+from taskq_arq.queue import HEALTH_CHECK_KEY_PREFIX, sync_client
 from taskq_arq.settings import HEALTH_CHECK_INTERVAL_S
 from taskq_common.dashboard import create_dashboard
 
@@ -19,10 +19,10 @@ from taskq_common.dashboard import create_dashboard
 def workers() -> list[dict[str, Any]]:
     """Processes whose health key is live (it lapses HEALTH_CHECK_INTERVAL_S + 1 s after their
     last write), with the number of jobs each was running then."""
-    r = dead_letters.client()
+    r = sync_client()
     now_ms = time.time() * 1000
     found = []
-    for key in r.scan_iter(match="arq:health-check:*", count=1000):
+    for key in r.scan_iter(match=f"{HEALTH_CHECK_KEY_PREFIX}*", count=1000):
         report, ttl_ms = r.get(key), r.pttl(key)
         if report is None or ttl_ms < 0:
             continue
@@ -31,7 +31,7 @@ def workers() -> list[dict[str, Any]]:
         written_ms = now_ms - ((HEALTH_CHECK_INTERVAL_S + 1) * 1000 - ttl_ms)
         found.append(
             {
-                "worker": key.decode().removeprefix("arq:health-check:"),
+                "worker": key.decode().removeprefix(HEALTH_CHECK_KEY_PREFIX),
                 "last_seen": written_ms / 1000,
                 "in_progress": int(counts.get("j_ongoing", 0)),
             }

@@ -7,10 +7,12 @@ msgpack, on the worker (job_serializer/job_deserializer) and in every pool that 
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import msgpack
+import redis
 from arq.connections import RedisSettings
 
 from taskq_arq import settings as settings_module
@@ -21,6 +23,8 @@ settings = load_or_exit(settings_module.load)
 QUEUE = "arq:queue"  # Arq's default queue; the stack's only one ("default" in `taskq depth`)
 # Jobs that failed their last try, kept until requeued: job id -> JSON (see dead_letters.py).
 DEAD_LETTERS = "taskq:dead-letters"
+# Each worker and scheduler process writes its own health key: this prefix and its hostname.
+HEALTH_CHECK_KEY_PREFIX = "arq:health-check:"
 
 
 def encode_exception(value: Any) -> Any:
@@ -47,3 +51,10 @@ def redis_settings() -> RedisSettings:
         password=unquote(url.password) if url.password else None,
         conn_timeout=5,
     )
+
+
+@functools.cache
+def sync_client() -> redis.Redis:
+    """A plain Redis client for the ops CLI and the dashboard, one connection pool per process
+    (the dashboard reads on every page view)."""
+    return redis.Redis.from_url(settings.redis_url, socket_timeout=10, socket_connect_timeout=5)

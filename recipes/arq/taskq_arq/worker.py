@@ -22,11 +22,19 @@ from redis.exceptions import RedisError
 
 from taskq_arq import settings as settings_module
 from taskq_arq import tasks
-from taskq_arq.queue import DEAD_LETTERS, QUEUE, deserialize, redis_settings, serialize, settings
+from taskq_arq.queue import (
+    DEAD_LETTERS,
+    HEALTH_CHECK_KEY_PREFIX,
+    QUEUE,
+    deserialize,
+    redis_settings,
+    serialize,
+    settings,
+)
 
 # Each process's own health key. Arq's default is one key per queue, shared by every worker and
 # refreshed hourly: another worker's graceful stop deletes it, and it outlives a crash by an hour.
-HEALTH_CHECK_KEY = f"arq:health-check:{socket.gethostname()}"
+HEALTH_CHECK_KEY = f"{HEALTH_CHECK_KEY_PREFIX}{socket.gethostname()}"
 REDIS_RETRY_S = 1
 log = logging.getLogger("taskq_arq.worker")
 

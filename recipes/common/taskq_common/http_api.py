@@ -73,10 +73,12 @@ def create_app(
     )
     broker = redis.asyncio.Redis.from_url(settings.redis_url, socket_timeout=2, socket_connect_timeout=2)
 
-    async def send(task: str, kwargs: dict) -> str:
-        if inspect.iscoroutinefunction(enqueue):
-            return await enqueue(task, kwargs)
-        return await run_in_threadpool(enqueue, task, kwargs)
+    if inspect.iscoroutinefunction(enqueue):
+        send = enqueue
+    else:
+
+        async def send(task: str, kwargs: dict) -> str:
+            return await run_in_threadpool(enqueue, task, kwargs)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI):

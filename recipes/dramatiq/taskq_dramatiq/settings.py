@@ -9,6 +9,7 @@ STOP_GRACE_PERIOD_S, and `check()` refuses a configuration in which they do not 
 from __future__ import annotations
 
 import os
+import random
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -49,8 +50,6 @@ def retry_delay_s(retries_done: int, base_s: float, jitter: float | None = None)
     """The delay Dramatiq's Retries middleware draws before retry number retries_done + 1, with
     min_backoff = base_s: base, 2 × base, 4 × base, … each × (1 + jitter), jitter in [0, 1)."""
     if jitter is None:
-        import random
-
         jitter = random.random()
     return base_s * 2**retries_done * (1 + jitter * RETRY_JITTER)
 
