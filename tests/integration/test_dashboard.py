@@ -30,3 +30,18 @@ def test_the_dashboard_shows_queues_workers_and_dead_letters(stack: Stack):
     page = requests.get(stack.monitor_url, auth=auth, timeout=10)
     assert page.status_code == 200 and job["id"] in page.text and key in page.text
     assert requests.get(f"{stack.monitor_url}/api/overview", timeout=10).status_code == 401
+
+
+def test_the_depth_endpoint_counts_running_jobs_in_the_backlog_an_autoscaler_reads(stack: Stack):
+    """KEDA's metrics-api trigger in the Arq chart sizes the workers by /api/depth's backlog."""
+    auth = (stack.env["MONITOR_USER"], stack.env["MONITOR_PASSWORD"])
+    stack.post_job(task="demo", key=f"depth-{uuid.uuid4().hex[:8]}", sleep_s=4)
+
+    def depth() -> dict:
+        response = requests.get(f"{stack.monitor_url}/api/depth", auth=auth, timeout=10)
+        response.raise_for_status()
+        return response.json()
+
+    busy = wait_for(depth, lambda d: d["in_progress"] >= 1, timeout=30, interval=0.2)
+    assert busy["backlog"] == sum(busy["queues"].values()) + busy["in_progress"] >= 1
+    assert requests.get(f"{stack.monitor_url}/api/depth", timeout=10).status_code == 401

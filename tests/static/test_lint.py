@@ -39,7 +39,7 @@ def test_shellcheck():
 
 
 def test_yamllint():
-    result = run(str(BIN / "yamllint"), "--strict", "compose", ".yamllint.yaml")
+    result = run(str(BIN / "yamllint"), "--strict", "compose", "helm", ".yamllint.yaml")
     assert result.returncode == 0, result.stdout
 
 

@@ -64,3 +64,13 @@ def test_passwords_with_url_characters_survive_into_the_urls(lib: str):
     loaded = load(lib, REDIS_PASSWORD="a/b@c:d", POSTGRES_PASSWORD="e f#g")  # noqa: S106
     assert "a%2Fb%40c%3Ad@redis:6379" in loaded.redis_url
     assert "e%20f%23g@postgres" in loaded.postgres_dsn
+
+
+def test_external_urls_are_used_as_given_and_need_no_compose_passwords(lib: str):
+    """The Helm charts' external Redis and Postgres: whole URLs from a Secret."""
+    settings = recipe_module(lib, "settings")
+    loaded = settings.load(
+        {"REDIS_URL": "rediss://u:s3cret@cache.example:6380/2", "DATABASE_URL": "postgresql://db.example/app"}
+    )
+    assert loaded.redis_url == "rediss://u:s3cret@cache.example:6380/2"
+    assert loaded.postgres_dsn == "postgresql://db.example/app"

@@ -48,7 +48,10 @@ def redis_settings() -> RedisSettings:
     return RedisSettings(
         host=url.hostname or "redis",
         port=url.port or 6379,
+        username=unquote(url.username) if url.username else None,
         password=unquote(url.password) if url.password else None,
+        database=int(url.path.strip("/") or 0),
+        ssl=url.scheme == "rediss",
         conn_timeout=5,
     )
 

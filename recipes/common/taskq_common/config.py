@@ -92,23 +92,33 @@ class Common:
 
 def common_settings(env: dict[str, str], grace_margin_s: int) -> dict[str, Any]:
     """The shared fields, for a Settings(Common) constructor; the stop grace period defaults to
-    the job time limit plus the recipe's margin."""
-    redis_password = quote(required_setting(env, "REDIS_PASSWORD"), safe="")
-    redis_host = env.get("REDIS_HOST") or "redis"
-    redis_port = int_setting(env, "REDIS_PORT", 6379)
-    postgres_password = quote(required_setting(env, "POSTGRES_PASSWORD"), safe="")
-    postgres_user = env.get("POSTGRES_USER") or "taskq"
-    postgres_db = env.get("POSTGRES_DB") or "taskq"
-    postgres_host = env.get("POSTGRES_HOST") or "postgres"
+    the job time limit plus the recipe's margin.
+
+    REDIS_URL and DATABASE_URL, when set, are used as they are (an external Redis or Postgres,
+    e.g. rediss:// with TLS, or a managed database); otherwise the URLs are built from the
+    compose stack's host names and passwords."""
     job_time_limit_s = int_setting(env, "JOB_TIME_LIMIT_S", 300)
     return {
-        "redis_url": f"redis://:{redis_password}@{redis_host}:{redis_port}/0",
-        "postgres_dsn": f"postgresql://{postgres_user}:{postgres_password}@{postgres_host}:5432/{postgres_db}",
+        "redis_url": env.get("REDIS_URL") or compose_redis_url(env),
+        "postgres_dsn": env.get("DATABASE_URL") or compose_postgres_dsn(env),
         "job_time_limit_s": job_time_limit_s,
         "retry_base_s": float_setting(env, "RETRY_BASE_S", 1.0),
         "tick_interval_s": int_setting(env, "TICK_INTERVAL_S", 60),
         "stop_grace_period_s": int_setting(env, "STOP_GRACE_PERIOD_S", job_time_limit_s + grace_margin_s),
     }
+
+
+def compose_redis_url(env: dict[str, str]) -> str:
+    password = quote(required_setting(env, "REDIS_PASSWORD"), safe="")
+    host = env.get("REDIS_HOST") or "redis"
+    return f"redis://:{password}@{host}:{int_setting(env, 'REDIS_PORT', 6379)}/0"
+
+
+def compose_postgres_dsn(env: dict[str, str]) -> str:
+    password = quote(required_setting(env, "POSTGRES_PASSWORD"), safe="")
+    user = env.get("POSTGRES_USER") or "taskq"
+    host = env.get("POSTGRES_HOST") or "postgres"
+    return f"postgresql://{user}:{password}@{host}:5432/{env.get('POSTGRES_DB') or 'taskq'}"
 
 
 SettingsT = TypeVar("SettingsT", bound=Common)

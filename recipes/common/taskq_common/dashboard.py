@@ -58,6 +58,13 @@ class BasicAuth:
         return hmac.compare_digest(given, self.expected)
 
 
+def depth(ops: Operations) -> dict[str, Any]:
+    """The queue depth, and "backlog": jobs waiting plus jobs running, what an autoscaler (KEDA's
+    metrics-api trigger in the Helm charts) should size the workers by."""
+    counts = ops.depth()
+    return {**counts, "backlog": sum(counts["queues"].values()) + counts["in_progress"]}
+
+
 def overview(ops: Operations, workers: Workers) -> dict[str, Any]:
     return {"depth": ops.depth(), "dead_letters": ops.dead_letters(), "workers": workers()}
 
@@ -87,7 +94,8 @@ td,th{{border:1px solid #ccc;padding:.3em .6em;text-align:left}}th{{background:#
 <h2>Queues</h2>{table(["queue", "jobs"], queues)}
 <h2>Workers</h2>{table(["worker", "last seen (UTC)", "in progress"], workers)}
 <h2>Dead letters</h2>{table(["id", "task", "key", "failed at (UTC)", "last error"], dead)}
-<p>Read-only. Requeue with <code>taskq dlq requeue ID</code>. JSON: <a href="api/overview">api/overview</a>.
+<p>Read-only. Requeue with <code>taskq dlq requeue ID</code>.
+JSON: <a href="api/overview">api/overview</a>, <a href="api/depth">api/depth</a>.
 Refreshes every 5 s.</p></body></html>"""
 
 
@@ -103,5 +111,8 @@ def create_dashboard(title: str, ops: Operations, workers: Workers) -> ASGIApp:
     async def api(_: Request) -> JSONResponse:
         return JSONResponse(await run_in_threadpool(overview, ops, workers))
 
-    app = Starlette(routes=[Route("/", page), Route("/api/overview", api)])
+    async def api_depth(_: Request) -> JSONResponse:
+        return JSONResponse(await run_in_threadpool(depth, ops))
+
+    app = Starlette(routes=[Route("/", page), Route("/api/overview", api), Route("/api/depth", api_depth)])
     return BasicAuth(app, user, password)

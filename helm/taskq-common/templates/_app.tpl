@@ -1,0 +1,41 @@
+{{- define "taskq.app.deployment" -}}
+{{- $container := include "taskq.app.container" . -}}
+{{- $strategy := dict "type" "RollingUpdate" "rollingUpdate" (dict "maxSurge" 1 "maxUnavailable" 0) -}}
+{{- include "taskq.recipeDeployment" (dict "component" "app" "context" . "replicas" .Values.app.replicas "strategy" $strategy "migrate" true "container" $container) -}}
+{{- end -}}
+
+{{- define "taskq.app.container" -}}
+ports:
+  - {name: http, containerPort: 8000, protocol: TCP}
+# Ready when Redis and Postgres answer: a pod that cannot enqueue gets no requests.
+readinessProbe:
+  httpGet: {path: /readyz, port: http}
+  {{- toYaml .Values.app.readinessProbe | nindent 2 }}
+# Alive while the process serves, whatever Redis and Postgres do: restarting the API would not
+# bring them back.
+livenessProbe:
+  httpGet: {path: /healthz, port: http}
+  {{- toYaml .Values.app.livenessProbe | nindent 2 }}
+{{- end -}}
+
+{{- define "taskq.app.service" -}}
+{{- $scope := dict "component" "app" "context" . -}}
+apiVersion: v1
+kind: Service
+metadata:
+  name: {{ include "taskq.componentName" $scope }}
+  labels:
+    {{- include "taskq.labels" $scope | nindent 4 }}
+spec:
+  type: ClusterIP
+  ports:
+    - {name: http, port: {{ .Values.app.service.port }}, targetPort: http, protocol: TCP}
+  selector:
+    {{- include "taskq.selectorLabels" $scope | nindent 4 }}
+{{- end -}}
+
+{{- define "taskq.app.podDisruptionBudget" -}}
+{{- if .Values.app.podDisruptionBudget.enabled -}}
+{{- include "taskq.podDisruptionBudget" (dict "component" "app" "context" .) -}}
+{{- end -}}
+{{- end -}}

@@ -1,0 +1,164 @@
+{{- define "taskq.worker.deployment" -}}
+{{- include "taskq.autoscalingGuard" . -}}
+{{- $lib := include "taskq.lib" . | fromJson -}}
+{{- $autoscaled := or .Values.worker.keda.enabled .Values.worker.hpa.enabled -}}
+{{- $container := include "taskq.worker.container" . -}}
+{{/* A rollout adds the new pod before the old one is told to stop; the old one finishes its
+jobs within the grace period. */}}
+{{- $strategy := dict "type" "RollingUpdate" "rollingUpdate" (dict "maxSurge" 1 "maxUnavailable" 0) -}}
+{{- include "taskq.recipeDeployment" (dict "component" "worker" "context" . "replicas" (ternary nil .Values.worker.replicas $autoscaled) "strategy" $strategy "grace" (include "taskq.graceSeconds" .) "migrate" true "container" $container) -}}
+{{- end -}}
+
+{{- define "taskq.worker.container" -}}
+{{- $lib := include "taskq.lib" . | fromJson -}}
+{{- with $lib.workerMetricsPort }}
+ports:
+  - {name: metrics, containerPort: {{ . }}, protocol: TCP}
+{{- end }}
+# Passes once the worker's main loop has run (its first heartbeat); until then liveness waits.
+startupProbe:
+  {{- include "taskq.heartbeatProbe" (dict "file" "/tmp/worker-heartbeat" "maxAge" 30 "probe" .Values.worker.startupProbe) | nindent 2 }}
+# The worker touches /tmp/worker-heartbeat every 5 s from its main loop, also while jobs run: a
+# busy worker is never restarted. With the defaults, a worker whose loop is stuck for
+# 30 s + 4 × 15 s is restarted (its job comes back: acks are late).
+livenessProbe:
+  {{- include "taskq.heartbeatProbe" (dict "file" "/tmp/worker-heartbeat" "maxAge" 30 "probe" .Values.worker.livenessProbe) | nindent 2 }}
+readinessProbe:
+  {{- include "taskq.heartbeatProbe" (dict "file" "/tmp/worker-heartbeat" "maxAge" 15 "probe" .Values.worker.readinessProbe) | nindent 2 }}
+{{- end -}}
+
+{{- define "taskq.worker.podDisruptionBudget" -}}
+{{- if .Values.worker.podDisruptionBudget.enabled -}}
+{{- include "taskq.podDisruptionBudget" (dict "component" "worker" "context" .) -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "taskq.autoscalingGuard" -}}
+{{- if and .Values.worker.keda.enabled .Values.worker.hpa.enabled -}}
+{{- fail "worker.keda.enabled and worker.hpa.enabled are both true: two autoscalers would fight over the worker's replicas. Choose one (KEDA scales on queue depth, the HPA on CPU)." -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+Scales workers on the depth of the queue (KEDA). The trigger is the library's own (see
+templates/_library.tpl); scale-down waits out a stabilisation window, and a worker told to stop
+finishes its jobs within the grace period, so scale-in never cuts a job short.
+*/}}
+{{- define "taskq.worker.scaledObject" -}}
+{{- if .Values.worker.keda.enabled -}}
+{{- include "taskq.autoscalingGuard" . -}}
+{{- $lib := include "taskq.lib" . | fromJson -}}
+{{- $keda := .Values.worker.keda -}}
+{{- $scope := dict "component" "worker" "context" . -}}
+apiVersion: keda.sh/v1alpha1
+kind: ScaledObject
+metadata:
+  name: {{ include "taskq.componentName" $scope }}
+  labels:
+    {{- include "taskq.labels" $scope | nindent 4 }}
+spec:
+  scaleTargetRef:
+    name: {{ include "taskq.componentName" $scope }}
+  pollingInterval: {{ $keda.pollingInterval }}
+  cooldownPeriod: {{ $keda.cooldownPeriod }}
+  minReplicaCount: {{ $keda.minReplicas }}
+  maxReplicaCount: {{ $keda.maxReplicas }}
+  advanced:
+    horizontalPodAutoscalerConfig:
+      behavior:
+        scaleDown:
+          # Queue depth swings from job to job; scale in only after it has stayed low this long,
+          # and by one pod at a time.
+          stabilizationWindowSeconds: {{ $keda.scaleDownStabilizationSeconds }}
+          policies:
+            - {type: Pods, value: 1, periodSeconds: 60}
+  triggers:
+    {{- $trigger := include "taskq.library.kedaTrigger" . | fromYaml }}
+    {{- $_ := set $trigger "authenticationRef" (dict "name" (include "taskq.componentName" $scope)) }}
+    {{- toYaml (list $trigger) | nindent 4 }}
+---
+apiVersion: keda.sh/v1alpha1
+kind: TriggerAuthentication
+metadata:
+  name: {{ include "taskq.componentName" $scope }}
+  labels:
+    {{- include "taskq.labels" $scope | nindent 4 }}
+spec:
+  secretTargetRef:
+    {{- include "taskq.library.kedaSecretTargets" . | nindent 4 }}
+{{- end -}}
+{{- end -}}
+
+{{/* The KEDA redis trigger's connection: the chart's Redis, or the external one's Secret. */}}
+{{- define "taskq.kedaRedisMetadata" -}}
+{{- if .Values.redis.enabled -}}
+address: {{ printf "%s.%s.svc:6379" (include "taskq.componentName" (dict "component" "redis" "context" .)) .Release.Namespace }}
+{{- else -}}
+enableTLS: {{ .Values.externalRedis.tls | quote }}
+{{- end }}
+databaseIndex: "0"
+{{- end -}}
+
+{{- define "taskq.kedaRedisSecretTargets" -}}
+{{- if .Values.redis.enabled -}}
+- {parameter: password, name: {{ include "taskq.redisSecretName" . }}, key: redis-password}
+{{- else -}}
+- {parameter: address, name: {{ include "taskq.redisSecretName" . }}, key: {{ .Values.externalRedis.addressKey }}}
+- {parameter: password, name: {{ include "taskq.redisSecretName" . }}, key: {{ .Values.externalRedis.passwordKey }}}
+{{- end -}}
+{{- end -}}
+
+{{- define "taskq.worker.hpa" -}}
+{{- if .Values.worker.hpa.enabled -}}
+{{- include "taskq.autoscalingGuard" . -}}
+{{- $hpa := .Values.worker.hpa -}}
+{{- if not (dig "requests" "cpu" "" .Values.worker.resources) -}}
+{{- fail "worker.hpa.enabled needs worker.resources.requests.cpu: CPU utilisation is measured against the request" -}}
+{{- end -}}
+{{- $scope := dict "component" "worker" "context" . -}}
+apiVersion: autoscaling/v2
+kind: HorizontalPodAutoscaler
+metadata:
+  name: {{ include "taskq.componentName" $scope }}
+  labels:
+    {{- include "taskq.labels" $scope | nindent 4 }}
+spec:
+  scaleTargetRef:
+    apiVersion: apps/v1
+    kind: Deployment
+    name: {{ include "taskq.componentName" $scope }}
+  minReplicas: {{ $hpa.minReplicas }}
+  maxReplicas: {{ $hpa.maxReplicas }}
+  metrics:
+    - type: Resource
+      resource:
+        name: cpu
+        target: {type: Utilization, averageUtilization: {{ $hpa.targetCPUUtilizationPercentage }}}
+  behavior:
+    scaleDown:
+      stabilizationWindowSeconds: {{ $hpa.scaleDownStabilizationSeconds }}
+      policies:
+        - {type: Pods, value: 1, periodSeconds: 60}
+{{- end -}}
+{{- end -}}
+
+{{/* A headless Service for the worker pods' Prometheus exporter, when the library has one. */}}
+{{- define "taskq.worker.metricsService" -}}
+{{- $lib := include "taskq.lib" . | fromJson -}}
+{{- if and $lib.workerMetricsPort .Values.metrics.serviceMonitor.enabled -}}
+{{- $scope := dict "component" "worker" "context" . -}}
+apiVersion: v1
+kind: Service
+metadata:
+  name: {{ printf "%s-metrics" (include "taskq.componentName" $scope) }}
+  labels:
+    {{- include "taskq.labels" $scope | nindent 4 }}
+spec:
+  type: ClusterIP
+  clusterIP: None
+  ports:
+    - {name: metrics, port: {{ $lib.workerMetricsPort }}, targetPort: metrics, protocol: TCP}
+  selector:
+    {{- include "taskq.selectorLabels" $scope | nindent 4 }}
+{{- end -}}
+{{- end -}}
