@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from tests.helm.render import (
@@ -154,6 +156,32 @@ def test_every_process_is_started_in_exec_form(lib: str):
         assert isinstance(command, list) and command[0] not in ("sh", "bash", "/bin/sh"), component
     redis = one(objects, "StatefulSet", "redis")["spec"]["template"]["spec"]["containers"][0]
     assert redis["command"] == ["redis-server"]
+
+
+@pytest.mark.parametrize("files", [(), ALL_FEATURES])
+def test_every_variable_a_command_or_env_refers_to_is_defined_before_it(lib: str, files: tuple):
+    """Kubernetes expands $(NAME) only from variables defined earlier; an unknown one stays as
+    the literal text "$(NAME)" (Celery's --concurrency, Flower's credentials, Redis's password)."""
+    objects = render(lib, files=files)
+    config_keys = set(config_env(objects))
+    for name, spec in pod_specs(objects):
+        for container in containers(spec):
+            defined = set(config_keys) if container.get("envFrom") else set()
+            for variable in container.get("env", []):
+                for ref in re.findall(r"\$\((\w+)\)", variable.get("value", "")):
+                    assert ref in defined, (name, container["name"], variable["name"], ref)
+                defined.add(variable["name"])
+            for part in container.get("command", []) + container.get("args", []):
+                for ref in re.findall(r"\$\((\w+)\)", part):
+                    assert ref in defined, (name, container["name"], part)
+
+
+@pytest.mark.stacks("celery")
+def test_celerys_pool_size_is_the_workers_concurrency_setting(lib: str):
+    worker = one(render(lib, {"worker": {"env": {"WORKER_CONCURRENCY": "7"}}}), "Deployment", "worker")
+    container = worker["spec"]["template"]["spec"]["containers"][0]
+    assert "--concurrency=$(WORKER_CONCURRENCY)" in container["command"]
+    assert {"name": "WORKER_CONCURRENCY", "value": "7"} in container["env"]
 
 
 def test_a_shell_command_is_refused_with_the_reason(lib: str):
