@@ -12,7 +12,8 @@ from typing import Any
 import yaml
 
 HELM = Path(__file__).resolve().parent.parent / "helm"
-CHARTS = ["celery", "rq", "dramatiq", "arq"]
+# Every chart but the library chart (which has no values.yaml).
+CHARTS = sorted(path.parent.name for path in HELM.glob("*/values.yaml"))
 START, END = "<!-- values-reference:start -->", "<!-- values-reference:end -->"
 MISSING = object()
 

@@ -101,7 +101,7 @@ def config_env(objects: list[dict]) -> dict[str, str]:
 def notes(chart: str) -> str:
     """NOTES.txt as `helm install` prints it (Helm 4 renders it without a cluster)."""
     args = [
-        str(helm("4.1.4")),
+        str(helm(DEFAULT_HELM)),
         "install",
         RELEASE,
         str(HELM_DIR / chart),

@@ -5,19 +5,22 @@ from __future__ import annotations
 import re
 
 import pytest
+import yaml
 
 from tests.helm.render import (
+    HELM_DIR,
     NAMESPACE,
     RELEASE,
     RenderError,
     config_env,
     containers,
     find,
+    notes,
     one,
     pod_specs,
     render,
 )
-from tests.static.helpers import recipe_module
+from tests.static.helpers import DUMMY_SECRETS, recipe_module
 
 RECIPE_COMPONENTS = ["app", "worker", "scheduler", "monitor"]
 ALL_FEATURES = ("all-features",)
@@ -25,7 +28,13 @@ ALL_FEATURES = ("all-features",)
 
 def recipe_settings(lib: str, env: dict[str, str]):
     """The recipe's own settings, loaded from what the chart gives its containers."""
-    return recipe_module(lib, "settings").load({"REDIS_PASSWORD": "r", "POSTGRES_PASSWORD": "p", **env})
+    return recipe_module(lib, "settings").load({**DUMMY_SECRETS, **env})
+
+
+def secret_targets(objects: list[dict]) -> dict[str, tuple[str, str]]:
+    """What KEDA's TriggerAuthentication reads: parameter -> (Secret, key)."""
+    refs = one(objects, "TriggerAuthentication")["spec"]["secretTargetRef"]
+    return {ref["parameter"]: (ref["name"], ref["key"]) for ref in refs}
 
 
 # Grace period
@@ -329,10 +338,6 @@ def test_every_image_is_pinned_by_tag(lib: str, files: tuple):
 
 
 def test_the_recipe_image_defaults_to_the_charts_app_version(lib: str):
-    import yaml
-
-    from tests.helm.render import HELM_DIR
-
     app_version = yaml.safe_load((HELM_DIR / lib / "Chart.yaml").read_text())["appVersion"]
     image = one(render(lib), "Deployment", "worker")["spec"]["template"]["spec"]["containers"][0]["image"]
     assert image == f"taskq/{lib}:{app_version}"
@@ -401,11 +406,7 @@ def test_keda_reads_an_external_redis_from_its_secret(lib: str):
     )
     [trigger] = one(objects, "ScaledObject")["spec"]["triggers"]
     assert "address" not in trigger["metadata"] and trigger["metadata"]["enableTLS"] == "true"
-    targets = {
-        t["parameter"]: (t["name"], t["key"])
-        for t in one(objects, "TriggerAuthentication")["spec"]["secretTargetRef"]
-    }
-    assert targets == {
+    assert secret_targets(objects) == {
         "address": ("jobs-redis", "redis-address"),
         "password": ("jobs-redis", "redis-password"),
     }
@@ -422,11 +423,7 @@ def test_keda_sizes_arq_workers_by_the_monitors_backlog_with_its_credentials(lib
     assert (
         trigger["metadata"]["url"] == f"http://{monitor['metadata']['name']}.{NAMESPACE}.svc:{port}/api/depth"
     )
-    targets = {
-        t["parameter"]: (t["name"], t["key"])
-        for t in one(objects, "TriggerAuthentication")["spec"]["secretTargetRef"]
-    }
-    assert targets == {
+    assert secret_targets(objects) == {
         "username": ("jobs-monitor-credentials", "username"),
         "password": ("jobs-monitor-credentials", "password"),
     }
@@ -542,8 +539,6 @@ def test_every_object_carries_the_recommended_labels(lib: str):
 
 
 def test_the_install_notes_say_how_to_reach_the_app_and_the_monitor(lib: str):
-    from tests.helm.render import notes
-
     objects = render(lib)
     text = notes(lib)
     app, monitor = one(objects, "Service", "app"), one(objects, "Service", "monitor")

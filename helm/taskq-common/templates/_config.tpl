@@ -12,7 +12,7 @@ own shutdown setting (Dramatiq's --worker-shutdown-timeout, Arq's job_completion
 recipe refuses to start when it does not fit either.
 */}}
 {{- define "taskq.graceSeconds" -}}
-{{- $lib := include "taskq.lib" . | fromJson -}}
+{{- $lib := include "taskq.library" . | fromYaml -}}
 {{- $limit := int .Values.jobs.timeLimitSeconds -}}
 {{- $minimum := add $limit (int $lib.minGraceMarginSeconds) -}}
 {{- $grace := int (.Values.worker.terminationGracePeriodSeconds | default (add $limit 30)) -}}

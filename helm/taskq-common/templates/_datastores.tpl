@@ -223,7 +223,7 @@ spec:
               app.kubernetes.io/instance: {{ $.Release.Name }}
       ports:
         - {port: {{ .port }}, protocol: TCP}
-    {{- if and (eq .component "redis") $.Values.worker.keda.enabled (eq (include "taskq.lib" $ | fromJson).kedaReads "redis") }}
+    {{- if and (eq .component "redis") $.Values.worker.keda.enabled (eq (include "taskq.library" $ | fromYaml).kedaReads "redis") }}
     - from:
         - namespaceSelector:
             matchLabels:

@@ -5,7 +5,7 @@ worker's exporter for Dramatiq. RQ and Arq ship none, and the render says so.
 */}}
 {{- define "taskq.serviceMonitor" -}}
 {{- if .Values.metrics.serviceMonitor.enabled -}}
-{{- $lib := include "taskq.lib" . | fromJson -}}
+{{- $lib := include "taskq.library" . | fromYaml -}}
 {{- if not $lib.metricsComponent -}}
 {{- fail (printf "metrics.serviceMonitor.enabled: the %s recipe has no Prometheus endpoint to scrape (queue depth is at `taskq depth --json` and on the monitor)" $lib.name) -}}
 {{- end -}}
@@ -82,7 +82,7 @@ spec:
 {{- end -}}
 
 {{- define "taskq.notes" -}}
-{{- $lib := include "taskq.lib" . | fromJson -}}
+{{- $lib := include "taskq.library" . | fromYaml -}}
 {{- $app := include "taskq.componentName" (dict "component" "app" "context" .) -}}
 {{- $monitor := include "taskq.componentName" (dict "component" "monitor" "context" .) -}}
 The {{ $lib.name }} stack is installing in namespace {{ .Release.Namespace }}. Every Service is

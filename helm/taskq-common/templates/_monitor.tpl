@@ -6,7 +6,7 @@
 {{- end -}}
 
 {{- define "taskq.monitor.container" -}}
-{{- $lib := include "taskq.lib" . | fromJson -}}
+{{- $lib := include "taskq.library" . | fromYaml -}}
 ports:
   - {name: http, containerPort: {{ $lib.monitorPort }}, protocol: TCP}
 # A TCP check: every page asks for credentials, and a probe must not carry them.
@@ -30,7 +30,7 @@ livenessProbe:
 
 {{- define "taskq.monitor.service" -}}
 {{- if .Values.monitor.enabled -}}
-{{- $lib := include "taskq.lib" . | fromJson -}}
+{{- $lib := include "taskq.library" . | fromYaml -}}
 {{- $scope := dict "component" "monitor" "context" . -}}
 apiVersion: v1
 kind: Service

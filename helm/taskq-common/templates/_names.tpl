@@ -40,12 +40,10 @@ app.kubernetes.io/part-of: taskq
 {{- end -}}
 
 {{/*
-The job library's facts, from the chart's own templates/_library.tpl: what differs between
-Celery, RQ, Dramatiq and Arq beyond values a user chooses.
+The job library's facts come from the chart's own templates/_library.tpl ("taskq.library",
+read with fromYaml): what differs between Celery, RQ, Dramatiq and Arq beyond values a user
+chooses.
 */}}
-{{- define "taskq.lib" -}}
-{{- include "taskq.library" . | fromYaml | toJson -}}
-{{- end -}}
 
 {{- define "taskq.image" -}}
 {{- include "taskq.pinnedImage" (dict "repository" .Values.image.repository "tag" (.Values.image.tag | default .Chart.AppVersion) "key" "image.tag") -}}

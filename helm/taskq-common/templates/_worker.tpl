@@ -1,6 +1,5 @@
 {{- define "taskq.worker.deployment" -}}
 {{- include "taskq.autoscalingGuard" . -}}
-{{- $lib := include "taskq.lib" . | fromJson -}}
 {{- $autoscaled := or .Values.worker.keda.enabled .Values.worker.hpa.enabled -}}
 {{- $container := include "taskq.worker.container" . -}}
 {{/* A rollout adds the new pod before the old one is told to stop; the old one finishes its
@@ -10,7 +9,7 @@ jobs within the grace period. */}}
 {{- end -}}
 
 {{- define "taskq.worker.container" -}}
-{{- $lib := include "taskq.lib" . | fromJson -}}
+{{- $lib := include "taskq.library" . | fromYaml -}}
 {{- with $lib.workerMetricsPort }}
 ports:
   - {name: metrics, containerPort: {{ . }}, protocol: TCP}
@@ -33,6 +32,7 @@ readinessProbe:
 {{- end -}}
 {{- end -}}
 
+{{/* Checked once, by the worker Deployment, which every render has. */}}
 {{- define "taskq.autoscalingGuard" -}}
 {{- if and .Values.worker.keda.enabled .Values.worker.hpa.enabled -}}
 {{- fail "worker.keda.enabled and worker.hpa.enabled are both true: two autoscalers would fight over the worker's replicas. Choose one (KEDA scales on queue depth, the HPA on CPU)." -}}
@@ -46,8 +46,6 @@ finishes its jobs within the grace period, so scale-in never cuts a job short.
 */}}
 {{- define "taskq.worker.scaledObject" -}}
 {{- if .Values.worker.keda.enabled -}}
-{{- include "taskq.autoscalingGuard" . -}}
-{{- $lib := include "taskq.lib" . | fromJson -}}
 {{- $keda := .Values.worker.keda -}}
 {{- $scope := dict "component" "worker" "context" . -}}
 apiVersion: keda.sh/v1alpha1
@@ -110,7 +108,6 @@ databaseIndex: "0"
 
 {{- define "taskq.worker.hpa" -}}
 {{- if .Values.worker.hpa.enabled -}}
-{{- include "taskq.autoscalingGuard" . -}}
 {{- $hpa := .Values.worker.hpa -}}
 {{- if not (dig "requests" "cpu" "" .Values.worker.resources) -}}
 {{- fail "worker.hpa.enabled needs worker.resources.requests.cpu: CPU utilisation is measured against the request" -}}
@@ -144,7 +141,7 @@ spec:
 
 {{/* A headless Service for the worker pods' Prometheus exporter, when the library has one. */}}
 {{- define "taskq.worker.metricsService" -}}
-{{- $lib := include "taskq.lib" . | fromJson -}}
+{{- $lib := include "taskq.library" . | fromYaml -}}
 {{- if and $lib.workerMetricsPort .Values.metrics.serviceMonitor.enabled -}}
 {{- $scope := dict "component" "worker" "context" . -}}
 apiVersion: v1
