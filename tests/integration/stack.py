@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import select
 import subprocess
 import time
 from collections.abc import Callable
@@ -72,6 +73,20 @@ class Stack:
             ["docker", "inspect", container_id], capture_output=True, text=True, check=True
         )
         return json.loads(inspected.stdout)[0]
+
+    def wait_for_signal(self, service: str, since: float, timeout: float) -> int:
+        """The first signal Docker sent to the service's container after `since` (a time.time()),
+        as a number, once Docker has sent it."""
+        container_id = self.compose("ps", "--all", "-q", service).stdout.split()[0]
+        command = ["docker", "events", f"--since={since:.3f}", f"--filter=container={container_id}"]
+        command += ["--filter=event=kill", "--format={{.Actor.Attributes.signal}}"]
+        with subprocess.Popen(command, stdout=subprocess.PIPE, text=True) as events:
+            try:
+                ready, _, _ = select.select([events.stdout], [], [], timeout)
+                assert ready, f"no signal sent to {service} within {timeout:.0f} s"
+                return int(events.stdout.readline())
+            finally:
+                events.kill()
 
     def port(self, service: str, port: int) -> str:
         return self.compose("port", service, str(port)).stdout.strip()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -27,26 +28,29 @@ def test_sigterm_lets_the_running_job_finish_and_the_worker_exit_0(stack: Stack)
     assert stack.depth()["in_progress"] >= 1
 
     # `docker compose stop`: SIGTERM, then SIGKILL at the end of the grace period.
-    with ThreadPoolExecutor(1) as background:
-        started = time.monotonic()
-        stopping = background.submit(stack.compose, "stop", "worker", timeout=stack.grace_period_s + 30)
-        time.sleep(1)
-        # Posted while the worker drains: it must not take it (it has a free process).
-        queued = f"queued-{uuid.uuid4().hex[:8]}"
-        stack.post_job(task="demo", key=queued, sleep_s=0)
-        stopping.result()
-        stopped_after = time.monotonic() - started
-    MEASUREMENTS.append(f"{stack.lib}: worker stopped {stopped_after:.1f} s after SIGTERM, mid-job")
+    try:
+        with ThreadPoolExecutor(1) as background:
+            since, started = time.time(), time.monotonic()
+            stopping = background.submit(stack.compose, "stop", "worker", timeout=stack.grace_period_s + 30)
+            assert stack.wait_for_signal("worker", since, timeout=30) == signal.SIGTERM
+            # Posted the moment the worker has been told to stop: it must not take it, although
+            # it has a free process.
+            queued = f"queued-{uuid.uuid4().hex[:8]}"
+            stack.post_job(task="demo", key=queued, sleep_s=0)
+            stopping.result()
+            stopped_after = time.monotonic() - started
+        MEASUREMENTS.append(f"{stack.lib}: worker stopped {stopped_after:.1f} s after SIGTERM, mid-job")
 
-    state = stack.container("worker")["State"]
-    assert state["ExitCode"] == 0, stack.logs("worker")
-    assert stopped_after < stack.grace_period_s, f"took {stopped_after:.1f} s"
-    assert stack.effects(running) == {"key": running, "attempts": 1, "effects": 1}
+        state = stack.container("worker")["State"]
+        assert state["ExitCode"] == 0, stack.logs("worker")
+        assert stopped_after < stack.grace_period_s, f"took {stopped_after:.1f} s"
+        assert stack.effects(running) == {"key": running, "attempts": 1, "effects": 1}
 
-    # The job posted during the stop stayed queued, and runs once a worker is back.
-    assert stack.effects(queued)["attempts"] == 0
-    assert stack.depth()["queues"]["default"] >= 1
-    stack.compose("start", "worker")
+        # The job posted during the stop stayed queued, and runs once a worker is back.
+        assert stack.effects(queued)["attempts"] == 0
+        assert stack.depth()["queues"]["default"] >= 1
+    finally:
+        stack.compose("start", "worker")  # the next tests need it, also when this one failed
     wait_for(lambda: stack.effects(queued), lambda e: e["effects"] == 1, timeout=60)
 
 

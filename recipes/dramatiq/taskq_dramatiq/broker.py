@@ -1,13 +1,16 @@
 """The Redis broker, and the middleware every process that talks to it uses.
 
 Importing this module makes the broker Dramatiq's global one, so it comes before the actors.
-Two things differ from a stock RedisBroker, both because of what Dramatiq does on Redis:
+Three things differ from a stock RedisBroker:
 
 - Maintenance, which puts the messages of dead workers back in their queue, runs once per
   MAINTENANCE_INTERVAL_S for each queue in each process, not on a random 0.1 % of broker calls.
 - A message that cannot be decoded is dead-lettered. Stock Dramatiq raises out of the consumer,
   which restarts three seconds later having forgotten the rest of its prefetched batch: those
   messages then wait, unacked, until the worker process dies.
+- A worker process told to stop (`stopping`, set by its SIGTERM handler) takes no new job.
+  Stock Dramatiq notices SIGTERM up to a second later (its worker process checks a flag once a
+  second), and until then its idle threads start whatever the consumers fetch.
 """
 
 from __future__ import annotations
@@ -23,7 +26,15 @@ import redis
 from dramatiq.brokers.redis import MAINTENANCE_COMMAND_BLACKLIST, RedisBroker, _RedisConsumer
 from dramatiq.errors import DecodeError
 from dramatiq.message import Message
-from dramatiq.middleware import AgeLimit, CurrentMessage, Retries, ShutdownNotifications, TimeLimit
+from dramatiq.middleware import (
+    AgeLimit,
+    CurrentMessage,
+    Middleware,
+    Retries,
+    ShutdownNotifications,
+    SkipMessage,
+    TimeLimit,
+)
 
 from taskq_common.config import load_or_exit
 from taskq_dramatiq import settings as settings_module
@@ -34,14 +45,21 @@ QUEUE = "default"
 log = logging.getLogger(__name__)
 
 
-class UnreadableMessageConsumer(_RedisConsumer):
-    """Dramatiq's Redis consumer, dead-lettering what it cannot read instead of crashing.
+class TaskqRedisConsumer(_RedisConsumer):
+    """Dramatiq's Redis consumer, dead-lettering what it cannot read instead of crashing, and
+    fetching nothing once its process is stopping.
 
-    Two kinds, both only ever written around Dramatiq's enqueue: data that does not decode to a
-    message, and a message without the Redis id it would be acked by.
+    Unreadable comes in two kinds, both only ever written around Dramatiq's enqueue: data that
+    does not decode to a message, and a message without the Redis id it would be acked by.
     """
 
     def __next__(self):
+        if self.broker.stopping.is_set() and not self.message_cache:
+            # Fetching zero messages still refreshes this process's heartbeat, which must stay
+            # fresh while the running jobs finish, or another process would run them again.
+            self.broker.do_fetch(self.queue_name, 0)
+            time.sleep(self.timeout / 1000)
+            return None
         try:
             message = super().__next__()
         except DecodeError as error:
@@ -80,6 +98,7 @@ class TaskqRedisBroker(RedisBroker):
 
     def __init__(self, **options) -> None:
         super().__init__(**options)
+        self.stopping = threading.Event()
         self._calling = threading.local()  # the queue of the broker call under way, per thread
         self._next_maintenance: dict[str, float] = {}
         self._maintenance_lock = threading.Lock()
@@ -87,7 +106,7 @@ class TaskqRedisBroker(RedisBroker):
 
     @property
     def consumer_class(self):
-        return UnreadableMessageConsumer
+        return TaskqRedisConsumer
 
     def _dispatch(self, command):
         run = super()._dispatch(command)
@@ -127,6 +146,21 @@ class TaskqRedisBroker(RedisBroker):
         return next(
             (i.decode() for i, d in zip(ids, stored, strict=True) if d is not None and matches(d)), None
         )
+
+
+class PutBackWhenStopping(Middleware):
+    """A message that reaches a worker thread after its process was told to stop goes back to
+    its queue, untouched, instead of starting: a stopping worker only finishes what it runs.
+
+    Such messages were fetched before the signal (prefetched while every thread was busy). The
+    requeue takes the message out of this process's unacked set, so the ack that Dramatiq sends
+    after SkipMessage finds nothing to delete and the message stays queued.
+    """
+
+    def before_process_message(self, broker: TaskqRedisBroker, message) -> None:
+        if broker.stopping.is_set():
+            broker.do_requeue(message.queue_name, message.options["redis_message_id"])
+            raise SkipMessage(f"{message.message_id} put back in {message.queue_name!r}: stopping")
 
 
 def redis_client() -> redis.Redis:

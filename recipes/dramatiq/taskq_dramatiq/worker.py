@@ -18,6 +18,7 @@ process, after the fork, or every process would share one broker id, and with it
 from __future__ import annotations
 
 import os
+import signal
 from pathlib import Path
 
 from taskq_common.config import load_or_exit
@@ -35,11 +36,27 @@ def setup_worker_process() -> None:
     from dramatiq.middleware.prometheus import Prometheus
 
     import taskq_dramatiq.tasks  # noqa: F401 (declares the actors)
-    from taskq_dramatiq.broker import broker
+    from taskq_dramatiq.broker import PutBackWhenStopping, broker
 
     # Off by default in Dramatiq 2.x; its exposition server runs in a process of its own.
     broker.add_middleware(Prometheus())
+    # Last: every other middleware's before_process_message has run, and its after_skip_message
+    # undoes it (Prometheus's in-progress gauge, TimeLimit's deadline).
+    broker.add_middleware(PutBackWhenStopping())
     broker.heartbeat_file = HEARTBEAT_FILE
+
+    # Dramatiq's worker process stops on SIGTERM, and on SIGHUP (the main process's reload). Its
+    # handler only sets a flag, read once a second; the broker must stop taking jobs at once.
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        dramatiq_handler = signal.getsignal(signum)
+        if not callable(dramatiq_handler):
+            raise RuntimeError("setup_worker_process is for the dramatiq command's worker processes")
+
+        def stop_taking_jobs(signum, frame, dramatiq_handler=dramatiq_handler) -> None:
+            broker.stopping.set()
+            dramatiq_handler(signum, frame)
+
+        signal.signal(signum, stop_taking_jobs)
 
 
 def main() -> None:
