@@ -20,15 +20,10 @@ from tests.helm.render import (
     pod_specs,
     render,
 )
-from tests.static.helpers import DUMMY_SECRETS, recipe_module
+from tests.static.helpers import recipe_settings
 
 RECIPE_COMPONENTS = ["app", "worker", "scheduler", "monitor"]
 ALL_FEATURES = ("all-features",)
-
-
-def recipe_settings(lib: str, env: dict[str, str]):
-    """The recipe's own settings, loaded from what the chart gives its containers."""
-    return recipe_module(lib, "settings").load({**DUMMY_SECRETS, **env})
 
 
 def secret_targets(objects: list[dict]) -> dict[str, tuple[str, str]]:
@@ -46,14 +41,14 @@ def test_the_worker_grace_period_outlasts_the_time_limit_and_the_recipe_accepts_
     grace = one(objects, "Deployment", "worker")["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
     env = config_env(objects)
     assert grace > limit and env["STOP_GRACE_PERIOD_S"] == str(grace)
-    recipe_settings(lib, env).check()  # the worker's own start-up check
+    recipe_settings(lib, **env).check()  # the worker's own start-up check
 
 
 @pytest.mark.parametrize("limit", [6, 300])
 def test_the_charts_shortest_grace_period_is_the_recipes_shortest(lib: str, limit: int):
     """The render-time guard and the worker's start-up check agree, so a chart never installs
     a worker that refuses to start, nor one whose graceful stop is cut short."""
-    minimum = recipe_settings(lib, {"JOB_TIME_LIMIT_S": str(limit)}).min_stop_grace_period_s
+    minimum = recipe_settings(lib, JOB_TIME_LIMIT_S=str(limit)).min_stop_grace_period_s
     accepted = render(
         lib, {"jobs": {"timeLimitSeconds": limit}, "worker": {"terminationGracePeriodSeconds": minimum}}
     )

@@ -67,17 +67,19 @@ class Stack:
         out = self.exec("postgres", "psql", "-U", "taskq", "-d", "taskq", "-At", "-F", "\t", "-c", sql).stdout
         return [line.split("\t") for line in out.splitlines() if line]
 
+    def container_id(self, service: str) -> str:
+        return self.compose("ps", "--all", "-q", service).stdout.split()[0]
+
     def container(self, service: str) -> dict[str, Any]:
-        container_id = self.compose("ps", "--all", "-q", service).stdout.split()[0]
         inspected = subprocess.run(
-            ["docker", "inspect", container_id], capture_output=True, text=True, check=True
+            ["docker", "inspect", self.container_id(service)], capture_output=True, text=True, check=True
         )
         return json.loads(inspected.stdout)[0]
 
     def wait_for_signal(self, service: str, since: float, timeout: float) -> int:
         """The first signal Docker sent to the service's container after `since` (a time.time()),
         as a number, once Docker has sent it."""
-        container_id = self.compose("ps", "--all", "-q", service).stdout.split()[0]
+        container_id = self.container_id(service)
         command = ["docker", "events", f"--since={since:.3f}", f"--filter=container={container_id}"]
         command += ["--filter=event=kill", "--format={{.Actor.Attributes.signal}}"]
         with subprocess.Popen(command, stdout=subprocess.PIPE, text=True) as events:

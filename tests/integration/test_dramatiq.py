@@ -81,7 +81,7 @@ def test_jobs_prefetched_by_a_stopping_worker_go_back_to_the_queue_unstarted(sta
         # SIGTERM (docker's own stop signal, sent directly to time it) shortly before the first
         # thread is free: inside the second in which stock Dramatiq has not noticed it yet.
         first_free_at = min(stack.attempt_times(key)[0] for key in busy) + job_s
-        worker_id = stack.container("worker")["Id"]
+        worker_id = stack.container_id("worker")
         time.sleep(max(0.0, first_free_at - 0.35 - time.time()))
         subprocess.run(["docker", "kill", "--signal=SIGTERM", worker_id], check=True, capture_output=True)
         signalled_before_free = first_free_at - time.time()

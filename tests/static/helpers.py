@@ -29,6 +29,11 @@ def recipe_module(lib: str, name: str) -> ModuleType:
     return module
 
 
+def recipe_settings(lib: str, **env: str):
+    """A recipe's own settings, loaded from env plus the secrets every recipe requires."""
+    return recipe_module(lib, "settings").load({**DUMMY_SECRETS, **env})
+
+
 def compose_config(lib: str, env: dict[str, str]) -> subprocess.CompletedProcess:
     """`docker compose config` of a stack: needs the Docker CLI and Compose, not an engine."""
     clean_env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": str(Path.home()), **env}

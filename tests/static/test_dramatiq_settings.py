@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from tests.static.helpers import recipe_module
+from tests.static.helpers import recipe_module, recipe_settings
 
 settings = recipe_module("dramatiq", "settings")
 
 
 def load(**env: str):
-    return settings.load({"REDIS_PASSWORD": "r", "POSTGRES_PASSWORD": "p", **env}).check()
+    return recipe_settings("dramatiq", **env).check()
 
 
 @pytest.mark.parametrize("limit", [1, 6, 300, 3600])

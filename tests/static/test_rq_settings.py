@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.static.helpers import recipe_module
+from tests.static.helpers import recipe_module, recipe_settings
 
 settings = recipe_module("rq", "settings")
 
@@ -22,7 +22,7 @@ def test_maintenance_and_heartbeats_run_far_more_often_than_rqs_defaults():
 
 @pytest.mark.parametrize("limit", [1, 6, 300])
 def test_redelivery_does_not_grow_with_the_time_limit(limit: int):
-    loaded = settings.load({"REDIS_PASSWORD": "r", "POSTGRES_PASSWORD": "p", "JOB_TIME_LIMIT_S": str(limit)})
+    loaded = recipe_settings("rq", JOB_TIME_LIMIT_S=str(limit))
     assert loaded.redelivery_after_kill_s <= 100
 
 

@@ -5,12 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.static.helpers import recipe_module
-
-BASE_ENV = {"REDIS_PASSWORD": "r", "POSTGRES_PASSWORD": "p"}
-
-
-def load(lib: str, **env: str):
-    return recipe_module(lib, "settings").load({**BASE_ENV, **env})
+from tests.static.helpers import recipe_settings as load
 
 
 @pytest.mark.parametrize("limit", [1, 6, 300, 3600])
