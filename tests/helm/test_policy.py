@@ -271,7 +271,7 @@ def test_tables_are_migrated_before_app_worker_and_scheduler_start(lib: str):
     objects = render(lib)
     for component in ("app", "worker", "scheduler"):
         init = one(objects, "Deployment", component)["spec"]["template"]["spec"]["initContainers"]
-        assert [c["command"] for c in init] == [["taskq", "migrate"]]
+        assert [c["command"] for c in init] == [["python", "-m", "demo_common.migrate"]]
 
 
 # Network
@@ -542,3 +542,18 @@ def test_the_install_notes_say_how_to_reach_the_app_and_the_monitor(lib: str):
     assert f"port-forward service/{monitor['metadata']['name']} {port}:{port}" in text
     assert f"get secret {one(objects, 'Secret', 'monitor')['metadata']['name']}" in text
     assert f"helm test {RELEASE}" in text
+
+
+def test_the_demos_payment_provider_runs_hardened_and_the_recipe_pods_know_its_url(lib: str):
+    """The demo's `charge` job pays through the stand-in provider; an app of its own turns it off."""
+    objects = render(lib)
+    service = one(objects, "Service", "psp")
+    assert service["spec"]["type"] == "ClusterIP" and service["spec"]["ports"][0]["port"] == 8080
+    spec = one(objects, "Deployment", "psp")["spec"]["template"]["spec"]
+    (container,) = containers(spec)
+    assert container["command"] == ["python", "-m", "demo_common.psp_server"]
+    assert container["securityContext"]["readOnlyRootFilesystem"] and spec["securityContext"]["runAsNonRoot"]
+    assert container["readinessProbe"]["httpGet"]["path"] == "/healthz"
+    assert config_env(objects)["PSP_URL"] == f"http://{service['metadata']['name']}:8080"
+    without = render(lib, {"psp": {"enabled": False}})
+    assert not find(without, "Deployment", "psp") and "PSP_URL" not in config_env(without)

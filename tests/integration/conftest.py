@@ -13,6 +13,7 @@ from testcontainers.compose import DockerCompose
 
 from tests.conftest import MEASUREMENTS, MONITOR_PORTS, REPO
 from tests.integration.stack import Stack, docker_env
+from tests.services import image_variables
 
 # Short enough for a test run, with the same relations as the defaults: every promise whose
 # timing depends on them (retries, the time limit, SIGKILL redelivery) is checked against them.
@@ -26,14 +27,6 @@ TEST_SETTINGS = {
     "APP_PORT": "",
     "MONITOR_PORT": "",
 }
-
-
-def image_variables() -> dict[str, str]:
-    """PYTHON_IMAGE and friends, from the one switch between official and stand-in images."""
-    out = subprocess.run(
-        [str(REPO / "scripts" / "images.sh"), "env"], capture_output=True, text=True, check=True
-    ).stdout
-    return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
 
 
 @pytest.fixture(scope="session")

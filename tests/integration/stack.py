@@ -68,7 +68,29 @@ class Stack:
         return [line.split("\t") for line in out.splitlines() if line]
 
     def container_id(self, service: str) -> str:
-        return self.compose("ps", "--all", "-q", service).stdout.split()[0]
+        return self.container_ids(service)[0]
+
+    def container_ids(self, service: str) -> list[str]:
+        return self.compose("ps", "--all", "-q", service).stdout.split()
+
+    def one_off_container_id(self, service: str) -> str:
+        """The container `docker compose run` started for a service (the newest, if several)."""
+        labels = [
+            f"label=com.docker.compose.project={self.env['COMPOSE_PROJECT_NAME']}",
+            f"label=com.docker.compose.service={service}",
+            "label=com.docker.compose.oneoff=True",
+        ]
+        return self.docker(
+            "ps", "--latest", "-q", *(a for label in labels for a in ("--filter", label))
+        ).strip()
+
+    def health(self, container_id: str) -> str:
+        return self.docker("inspect", "--format", "{{.State.Health.Status}}", container_id).strip()
+
+    def docker(self, *args: str) -> str:
+        return subprocess.run(
+            ["docker", *args], capture_output=True, text=True, check=True, timeout=120
+        ).stdout
 
     def container(self, service: str) -> dict[str, Any]:
         inspected = subprocess.run(

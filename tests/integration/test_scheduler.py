@@ -17,14 +17,27 @@ def test_the_scheduler_ticks(stack: Stack):
     assert after["runs"] == after["slots"]
 
 
+def digests_per_minute(stack: Stack, since: float) -> list[int]:
+    rows = stack.psql(
+        "SELECT count(*) FROM digests WHERE ran_at >= to_timestamp("  # noqa: S608 (a number)
+        f"{since:.3f}) GROUP BY date_trunc('minute', ran_at) ORDER BY 1"
+    )
+    return [int(row[0]) for row in rows]
+
+
 def test_two_schedulers_run_each_slot_once(stack: Stack):
+    """The demo's tick (an interval, its slot as an argument) and its digest (a cron expression,
+    once a minute, no slot argument: a periodic task as apps write them)."""
     stack.compose("up", "--detach", "--wait", "--no-recreate", "--scale", "scheduler=2", "scheduler")
     try:
         running = stack.compose("ps", "--status", "running", "-q", "scheduler").stdout.split()
         assert len(running) == 2
-        before = stack.ticks()
-        time.sleep(stack.tick_interval_s * 6)
+        before, started = stack.ticks(), time.time()
+        next_minute = (int(started) // 60 + 1) * 60
+        # Six ticks at least, and past a minute boundary, with time for the digest to run.
+        time.sleep(max(stack.tick_interval_s * 6, next_minute + 8 - started))
         after = stack.ticks()
+        assert digests_per_minute(stack, next_minute) == [1]
         assert after["slots"] - before["slots"] >= 4, (before, after)
         assert after["runs"] - before["runs"] == after["slots"] - before["slots"], (before, after)
         assert after["runs"] == after["slots"]

@@ -1,37 +1,24 @@
 from __future__ import annotations
 
-import functools
-import importlib.util
 import json
 import subprocess
-import sys
 from pathlib import Path
-from types import ModuleType
 
+from taskq.settings import ArqSettings, CelerySettings, DramatiqSettings, RQSettings, Settings
 from tests.conftest import REPO
 
-# The recipes' shared package, for settings modules that import its (standard library) config.
-sys.path.insert(0, str(REPO / "recipes" / "common"))
-
 DUMMY_SECRETS = {"REDIS_PASSWORD": "r", "POSTGRES_PASSWORD": "p", "MONITOR_PASSWORD": "m"}
+SETTINGS: dict[str, type[Settings]] = {
+    "celery": CelerySettings,
+    "rq": RQSettings,
+    "dramatiq": DramatiqSettings,
+    "arq": ArqSettings,
+}
 
 
-@functools.cache  # one module object per file, so its exception classes compare equal
-def recipe_module(lib: str, name: str) -> ModuleType:
-    """Import a stdlib-only module of a recipe (lib "common": the shared package) on its own,
-    without the recipe's package and its dependencies."""
-    path = REPO / "recipes" / lib / f"taskq_{lib}" / f"{name}.py"
-    module_name = f"recipe_{lib}_{name}"
-    spec = importlib.util.spec_from_file_location(module_name, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[module_name] = module  # dataclasses look their module up by name
-    spec.loader.exec_module(module)
-    return module
-
-
-def recipe_settings(lib: str, **env: str):
-    """A recipe's own settings, loaded from env plus the secrets every recipe requires."""
-    return recipe_module(lib, "settings").load({**DUMMY_SECRETS, **env})
+def recipe_settings(lib: str, **env: str) -> Settings:
+    """A library's settings, from env plus the secrets every stack requires."""
+    return SETTINGS[lib].from_env({**DUMMY_SECRETS, **env})
 
 
 def compose_config(lib: str, env: dict[str, str]) -> subprocess.CompletedProcess:

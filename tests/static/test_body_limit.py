@@ -5,8 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-
-from tests.static.helpers import recipe_module
+from demo_common import body_limit
 
 LIMIT = 64 * 1024
 
@@ -28,7 +27,6 @@ class ReadsWholeBody:
 
 
 def call(chunks: list[bytes], content_length: int | None):
-    body_limit = recipe_module("common", "body_limit")
     inner = ReadsWholeBody()
     middleware = body_limit.BodySizeLimit(inner, max_bytes=LIMIT)
     headers = [] if content_length is None else [(b"content-length", str(content_length).encode())]
@@ -72,7 +70,6 @@ def test_bodies_up_to_the_limit_pass(size: int):
 
 
 def test_a_malformed_content_length_is_a_400():
-    body_limit = recipe_module("common", "body_limit")
     sent = []
 
     async def send(message):

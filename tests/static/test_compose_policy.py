@@ -9,9 +9,9 @@ import re
 
 import pytest
 
-from tests.static.helpers import DUMMY_SECRETS, compose_config, compose_model, recipe_module
+from tests.static.helpers import DUMMY_SECRETS, SETTINGS, compose_config, compose_model
 
-CONTRACT_SERVICES = {"app", "worker", "scheduler", "monitor", "redis", "postgres"}
+CONTRACT_SERVICES = {"app", "worker", "scheduler", "monitor", "redis", "postgres", "psp"}
 
 
 def seconds(duration: str) -> float:
@@ -56,11 +56,10 @@ def test_the_worker_grace_period_is_the_one_it_checks_against(lib: str):
 
 def test_the_default_timeouts_fit_together(lib: str):
     """With no overrides, the stack's settings pass the recipe's own coherence check."""
-    settings = recipe_module(lib, "settings")
     services = compose_model(lib)["services"]
     worker_env = services["worker"]["environment"]
-    loaded = settings.load(worker_env).check()
-    assert seconds(services["worker"]["stop_grace_period"]) == loaded.stop_grace_period_s
+    loaded = SETTINGS[lib].from_env(worker_env).check()
+    assert seconds(services["worker"]["stop_grace_period"]) == loaded.effective_stop_grace_period_s
     assert loaded.stop_grace_period_s > loaded.job_time_limit_s
 
 

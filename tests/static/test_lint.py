@@ -13,7 +13,9 @@ from tests.conftest import ALL_STACKS, REPO
 from tests.static.helpers import DUMMY_SECRETS, compose_config
 
 BIN = Path(sys.executable).parent
-DOCKERFILES = sorted(REPO.glob("recipes/*/Dockerfile")) + sorted(REPO.glob("scripts/standins/*/Dockerfile"))
+DOCKERFILES = sorted(REPO.glob("recipes/demos/*/Dockerfile")) + sorted(
+    REPO.glob("scripts/standins/*/Dockerfile")
+)
 SHELL_SCRIPTS = [*sorted(REPO.glob("scripts/**/*.sh")), REPO / ".ci" / "run"]
 
 

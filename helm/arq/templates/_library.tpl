@@ -4,7 +4,7 @@ name: Arq
 monitorName: the taskq dashboard
 monitorPort: 8282
 # job_completion_wait is the time limit + 5 s (Arq's job timeout); the worker then needs 10 s
-# to cancel what is left and exit (taskq_arq/settings.py).
+# to cancel what is left and exit (taskq/settings.py, the toolkit).
 minGraceMarginSeconds: 15
 shutdown: "Arq waits job_completion_wait (the time limit + 5 s) for its running jobs, then needs 10 s to exit"
 kedaReads: monitor

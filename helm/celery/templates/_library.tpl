@@ -4,7 +4,7 @@ name: Celery
 monitorName: Flower
 monitorPort: 5555
 # Warm shutdown waits for the running job, which the hard time limit (time limit + 10 s) ends;
-# then the worker needs up to 10 s to ack and exit (taskq_celery/settings.py).
+# then the worker needs up to 10 s to ack and exit (taskq/settings.py, the toolkit).
 minGraceMarginSeconds: 20
 shutdown: "Celery's warm shutdown waits for the running job, up to its hard time limit (time limit + 10 s), then needs 10 s to exit"
 kedaReads: redis

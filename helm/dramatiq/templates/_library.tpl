@@ -5,7 +5,7 @@ monitorName: the taskq dashboard
 monitorPort: 8181
 # The time limit fires up to 5 s late (Dramatiq checks it once a second per thread, and the
 # running C call must return); the main process then needs 10 s to exit. --worker-shutdown-timeout
-# is the grace period minus those 10 s (taskq_dramatiq/settings.py).
+# is the grace period minus those 10 s (taskq/settings.py, the toolkit).
 minGraceMarginSeconds: 15
 shutdown: "Dramatiq's worker waits --worker-shutdown-timeout (the grace period - 10 s) for its running jobs, which the time limit stops up to 5 s late"
 kedaReads: redis

@@ -4,7 +4,7 @@ name: RQ
 monitorName: rq-dashboard
 monitorPort: 9181
 # Warm shutdown waits for the running job, which its job timeout ends at the time limit; then
-# the worker needs up to 20 s to record the failure and exit (taskq_rq/settings.py).
+# the worker needs up to 20 s to record the failure and exit (taskq/settings.py, the toolkit).
 minGraceMarginSeconds: 20
 shutdown: "RQ's warm shutdown waits for the running job, which its job timeout stops at the time limit, then needs 20 s to record it and exit"
 kedaReads: redis

@@ -38,6 +38,9 @@ data:
   REDIS_HOST: {{ include "taskq.componentName" (dict "component" "redis" "context" .) }}
   REDIS_PORT: "6379"
   {{- end }}
+  {{- if .Values.psp.enabled }}
+  PSP_URL: http://{{ include "taskq.componentName" (dict "component" "psp" "context" .) }}:8080
+  {{- end }}
   {{- if .Values.postgres.enabled }}
   POSTGRES_HOST: {{ include "taskq.componentName" (dict "component" "postgres" "context" .) }}
   POSTGRES_USER: taskq

@@ -52,3 +52,40 @@ spec:
 {{- include "taskq.generatedSecret" (dict "name" (include "taskq.monitorSecretName" .) "generate" (list "password") "fixed" (dict "username" .Values.monitor.auth.username) "component" "monitor" "context" .) -}}
 {{- end -}}
 {{- end -}}
+
+{{/* The demo's stand-in payment provider: what the `charge` job pays through (PSP_URL). */}}
+{{- define "taskq.psp.deployment" -}}
+{{- if .Values.psp.enabled -}}
+{{- $container := include "taskq.psp.container" . -}}
+{{- include "taskq.recipeDeployment" (dict "component" "psp" "context" . "replicas" 1 "container" $container) -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "taskq.psp.container" -}}
+ports:
+  - {name: http, containerPort: 8080, protocol: TCP}
+readinessProbe:
+  httpGet: {path: /healthz, port: http}
+  {{- toYaml .Values.psp.readinessProbe | nindent 2 }}
+livenessProbe:
+  httpGet: {path: /healthz, port: http}
+  {{- toYaml .Values.psp.livenessProbe | nindent 2 }}
+{{- end -}}
+
+{{- define "taskq.psp.service" -}}
+{{- if .Values.psp.enabled -}}
+{{- $scope := dict "component" "psp" "context" . -}}
+apiVersion: v1
+kind: Service
+metadata:
+  name: {{ include "taskq.componentName" $scope }}
+  labels:
+    {{- include "taskq.labels" $scope | nindent 4 }}
+spec:
+  type: ClusterIP
+  ports:
+    - {name: http, port: 8080, targetPort: http, protocol: TCP}
+  selector:
+    {{- include "taskq.selectorLabels" $scope | nindent 4 }}
+{{- end -}}
+{{- end -}}

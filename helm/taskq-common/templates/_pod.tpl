@@ -50,12 +50,12 @@ spec:
         {{- include "taskq.podSecurityContext" (dict "uid" 10001) | nindent 8 }}
       {{- if .migrate }}
       initContainers:
-        # Creates the demo's tables before the process starts; idempotent, and serialised by
+        # The schema migration (migrate.command) before the process starts; idempotent, serialised by
         # an advisory lock, so every pod may run it.
         - name: migrate
           image: {{ include "taskq.image" $ }}
           imagePullPolicy: {{ $.Values.image.pullPolicy }}
-          command: [taskq, migrate]
+          command: {{- toYaml $.Values.migrate.command | nindent 12 }}
           {{- include "taskq.recipeEnv" (dict "env" dict "context" $) | nindent 10 }}
           securityContext:
             {{- include "taskq.containerSecurityContext" . | nindent 12 }}

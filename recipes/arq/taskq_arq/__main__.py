@@ -1,3 +1,0 @@
-from taskq_arq.cli import main
-
-raise SystemExit(main())

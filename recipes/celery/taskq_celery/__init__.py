@@ -1,1 +1,0 @@
-"""Celery on Redis, set up to the Task Queue Toolkit contract (see the recipe README)."""

@@ -1,3 +1,0 @@
-from taskq_celery.cli import main
-
-raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""The Arq demo: an app that uses the toolkit the way an adopter does (see worker.py)."""

@@ -1,0 +1,1 @@
+"""The Celery demo: an app that uses the toolkit the way an adopter does (see app.py)."""

@@ -1,0 +1,1 @@
+"""The Dramatiq demo: an app that uses the toolkit the way an adopter does (see broker.py)."""

@@ -1,1 +1,0 @@
-"""Dramatiq on Redis, set up to the Task Queue Toolkit contract (see the recipe README)."""

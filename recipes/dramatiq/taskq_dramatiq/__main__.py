@@ -1,3 +1,0 @@
-from taskq_dramatiq.cli import main
-
-raise SystemExit(main())

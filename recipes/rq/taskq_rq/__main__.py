@@ -1,3 +1,0 @@
-from taskq_rq.cli import main
-
-raise SystemExit(main())

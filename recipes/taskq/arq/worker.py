@@ -1,0 +1,97 @@
+"""Arq's Worker, which also keeps failed jobs, mirrors its health key into a file, and rides out a
+Redis outage.
+
+- Arq keeps a failed job's result for keep_result seconds and then forgets the job. Here a job
+  that fails for good is first written to the dead letters (a Redis hash, kept until requeued),
+  then finished as Arq does: a crash between the two leaves the job both dead and queued (it runs
+  again; make its effect idempotent), never lost.
+- Each time it writes its health key, it touches the heartbeat file: a container healthcheck reads
+  the file, with no Redis round-trip.
+- Arq's poll loop raises when Redis is unreachable, and the worker exits (to fail again at start
+  until Redis is back). Here it logs, waits a second and polls again; it writes no health
+  meanwhile, so a long outage shows as unhealthy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+from typing import Any
+
+from arq.worker import Worker
+from redis.exceptions import RedisError
+
+from taskq.arq import deserialize
+from taskq.deadletters import DEAD_LETTERS_KEY, DeadLetter
+from taskq.heartbeat import Heartbeat
+
+__all__ = ["ToolkitWorker", "dead_letter"]
+
+REDIS_RETRY_S = 1
+log = logging.getLogger("taskq.arq")
+
+
+def dead_letter(job_id: str, result_data: bytes | None, queue: str) -> DeadLetter | None:
+    """The dead letter for a finished job's result, or None when it succeeded."""
+    result = deserialize(result_data) if result_data else {}
+    if result.get("s"):
+        return None
+    outcome = result.get("r")
+    identity = outcome.get("taskq_idempotency") if isinstance(outcome, dict) else None
+    error = outcome.get("error") if isinstance(outcome, dict) else outcome
+    return DeadLetter(
+        id=job_id,
+        task=result.get("f", "<unknown>"),
+        error=str(error or "the job's result could not be recorded"),
+        failed_at=(result.get("ft") or 0) / 1000 or None,
+        args=list(result.get("a") or []),
+        kwargs=dict(result.get("k") or {}),
+        queue=queue,
+        scope=identity[0] if identity else None,
+        key=identity[1] if identity else None,
+    )
+
+
+class ToolkitWorker(Worker):
+    def __init__(self, *, heartbeat_file: Path, **options: Any) -> None:
+        super().__init__(**options)
+        self.heartbeat = Heartbeat(heartbeat_file, min_interval_s=0)
+
+    async def _poll_iteration(self) -> None:
+        try:
+            await super()._poll_iteration()
+        except (RedisError, OSError) as error:
+            log.warning("cannot reach Redis, polling again in %s s: %s", REDIS_RETRY_S, error)
+            await asyncio.sleep(REDIS_RETRY_S)
+
+    async def start_jobs(self, job_ids: list[bytes]) -> None:
+        try:
+            await super().start_jobs(job_ids)
+        except (RedisError, OSError):
+            # Arq holds one slot (semaphore and job counter) while it claims a job in Redis, and
+            # does not give it back when Redis fails mid-claim: without this, each such failure
+            # would leave the worker one job short, until it takes none.
+            self.job_counter -= 1
+            self.sem.release()
+            raise
+
+    async def record_health(self) -> None:
+        last = self._last_health_check
+        await super().record_health()
+        if self._last_health_check != last:
+            self.heartbeat.beat()
+
+    async def finish_job(self, job_id: str, finish: bool, result_data: bytes | None, *args: Any) -> None:
+        if finish:
+            await self.keep_if_dead(job_id, result_data)
+        await super().finish_job(job_id, finish, result_data, *args)
+
+    async def finish_failed_job(self, job_id: str, result_data: bytes | None) -> None:
+        await self.keep_if_dead(job_id, result_data)
+        await super().finish_failed_job(job_id, result_data)
+
+    async def keep_if_dead(self, job_id: str, result_data: bytes | None) -> None:
+        if (letter := dead_letter(job_id, result_data, self.queue_name)) is not None:
+            await self.pool.hset(DEAD_LETTERS_KEY, job_id, letter.to_json())
+            log.warning("job %s is dead: kept in %s", job_id, DEAD_LETTERS_KEY)

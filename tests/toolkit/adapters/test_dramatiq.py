@@ -1,0 +1,132 @@
+"""taskq.dramatiq: the broker built as plain Dramatiq and as django_dramatiq build it, the retry
+policy for every actor, deferral without spending a retry, dead letters with their final error,
+and the worker-process hooks, against a real Redis."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+import uuid
+
+import dramatiq
+import pytest
+from dramatiq.middleware import AgeLimit, Callbacks, CurrentMessage, Pipelines, TimeLimit
+
+from taskq.dramatiq import RedisBroker
+from taskq.dramatiq.middleware import PutBackWhenStopping, ToolkitRetries, WorkerProcess
+from taskq.idempotency import KeyBusyError
+from taskq.retry import RetryPolicy
+from taskq.settings import DramatiqSettings
+
+SETTINGS = DramatiqSettings(job_time_limit_s=10, retry=RetryPolicy(base_s=0.05))
+
+
+class AppMiddleware(dramatiq.Middleware):
+    """Stands in for an app's own (django_dramatiq's DbConnectionsMiddleware, say)."""
+
+
+@pytest.fixture
+def broker(redis_url: str):
+    broker = RedisBroker(url=redis_url, settings=SETTINGS, namespace=f"test-{uuid.uuid4().hex[:8]}")
+    dramatiq.set_broker(broker)
+    yield broker
+    broker.close()
+
+
+def run_until(broker, condition, timeout: float = 15) -> None:
+    worker = dramatiq.Worker(broker, worker_threads=2, worker_timeout=50)
+    worker.start()
+    try:
+        deadline = time.monotonic() + timeout
+        while not condition():
+            assert time.monotonic() < deadline, "timed out"
+            time.sleep(0.05)
+    finally:
+        worker.stop()
+
+
+def test_the_toolkit_middleware_is_installed_whatever_list_the_broker_is_given(redis_url: str):
+    """django_dramatiq passes its MIDDLEWARE setting as is (and [] when it is not set)."""
+    for given in ([], [AppMiddleware(), TimeLimit(time_limit=1), Callbacks()]):
+        broker = RedisBroker(url=redis_url, middleware=given, settings=SETTINGS)
+        kinds = [type(m) for m in broker.middleware]
+        assert kinds[-1] is PutBackWhenStopping
+        for required in (AgeLimit, TimeLimit, CurrentMessage, ToolkitRetries, WorkerProcess):
+            assert kinds.count(required) == 1, (given, kinds)
+        assert kinds.index(CurrentMessage) < kinds.index(ToolkitRetries)
+        (limit,) = [m for m in broker.middleware if isinstance(m, TimeLimit)]
+        assert limit.time_limit == 10_000
+        broker.close()
+    assert AppMiddleware in kinds and Callbacks in kinds  # the app's own stay
+    plain = RedisBroker(url=redis_url, settings=SETTINGS)
+    assert not {Callbacks, Pipelines} & {type(m) for m in plain.middleware}  # left out of the defaults
+    plain.close()
+
+
+def test_a_transient_error_is_retried_three_times_then_dead_with_its_final_error(broker):
+    runs = []
+
+    @dramatiq.actor(broker=broker, queue_name="default")
+    def flaky(key: str) -> None:
+        runs.append(CurrentMessage.get_current_message().options.get("retries", 0))
+        raise ConnectionError(f"blink {len(runs)}")
+
+    message = flaky.send("k")
+    ops = broker.__taskq_operations__()
+    run_until(broker, lambda: any(d.id == message.message_id for d in ops.dead_letters()))
+    assert runs == [0, 1, 2, 3]
+    (letter,) = [d for d in ops.dead_letters() if d.id == message.message_id]
+    assert letter.error == "ConnectionError: blink 4" and letter.args == ["k"]  # the last attempt's
+
+
+def test_a_permanent_error_is_dead_at_once(broker):
+    runs = []
+
+    @dramatiq.actor(broker=broker, queue_name="default")
+    def broken() -> None:
+        runs.append(1)
+        raise ValueError("a bug")
+
+    message = broken.send()
+    ops = broker.__taskq_operations__()
+    run_until(broker, lambda: any(d.id == message.message_id for d in ops.dead_letters()))
+    assert runs == [1]
+
+
+def test_a_held_key_is_deferred_without_spending_a_retry(broker):
+    runs = []
+
+    @dramatiq.actor(broker=broker, queue_name="default")
+    def held(key: str) -> None:
+        runs.append(CurrentMessage.get_current_message().options.get("retries", 0))
+        if len(runs) <= 5:  # more deferrals than retries
+            raise KeyBusyError("held by another run", retry_after_s=0.05)
+
+    held.send("k")
+    run_until(broker, lambda: len(runs) == 6)
+    time.sleep(0.3)
+    assert runs == [0] * 6 and broker.__taskq_operations__().dead_letters() == []
+
+
+def test_sigterm_stops_taking_messages_before_dramatiqs_own_handler_runs(broker):
+    """The worker process's SIGTERM handler (Dramatiq's, which only sets a flag read once a second)
+    is wrapped: the broker's stop flag is set first."""
+    calls = []
+    previous = signal.signal(signal.SIGTERM, lambda *_: calls.append("dramatiq"))
+    try:
+        broker.emit_after("process_boot")
+        os.kill(os.getpid(), signal.SIGTERM)
+        assert calls == ["dramatiq"] and broker.stopping.is_set()
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert broker.heartbeat is not None  # the worker process's heartbeat file is on
+
+
+def test_depth_counts_the_queues_the_app_declares(broker):
+    @dramatiq.actor(broker=broker, queue_name="emails")
+    def mail() -> None: ...
+
+    mail.send()
+    depth = broker.__taskq_operations__().depth()
+    assert depth["queues"]["emails"] == 1

@@ -1,0 +1,140 @@
+"""taskq.rq: registered functions with positional and keyword arguments, the retry policy's
+classification, deferral without spending a retry, dead letters and requeue, against a real Redis."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+import redis
+from rq.job import Job, JobStatus
+
+from taskq.errors import ConfigError
+from taskq.idempotency import KeyBusyError
+from taskq.retry import RetryPolicy
+from taskq.rq import Jobs
+from taskq.settings import RQSettings
+
+CALLS: dict[str, list] = {}
+
+
+def record(key: str, value) -> None:
+    CALLS.setdefault(key, []).append(value)
+
+
+def add(key, a, b, *, scale=1):
+    record(key, (a + b) * scale)
+    return (a + b) * scale
+
+
+def flaky(key):
+    record(key, "ran")
+    raise ConnectionError("the network blinked")
+
+
+def broken(key):
+    record(key, "ran")
+    raise ValueError("a bug, not a blip")
+
+
+def held(key):
+    record(key, "ran")
+    raise KeyBusyError("held by another run", retry_after_s=30)
+
+
+def not_registered(key):
+    record(key, "ran")
+
+
+@pytest.fixture
+def jobs(redis_url: str) -> Jobs:
+    jobs = Jobs(
+        connection=redis.Redis.from_url(redis_url),
+        queues=[f"q-{uuid.uuid4().hex[:8]}", "second"],
+        settings=RQSettings(job_time_limit_s=10, retry=RetryPolicy(base_s=5)),
+    )
+    for f in (add, flaky, broken, held):
+        jobs.job(f)
+    return jobs
+
+
+def run_burst(jobs: Jobs) -> None:
+    jobs.worker(simple=True).work(burst=True, with_scheduler=False)
+
+
+def test_positional_and_keyword_arguments_survive_the_json_round_trip(jobs: Jobs):
+    key = uuid.uuid4().hex
+    job = jobs.enqueue(add, key, 2, 3, scale=10)
+    run_burst(jobs)
+    assert (
+        CALLS[key] == [50]
+        and Job.fetch(job.id, connection=jobs.connection).get_status() == JobStatus.FINISHED
+    )
+
+
+def test_a_transient_error_is_retried_later_with_a_retry_spent(jobs: Jobs):
+    key = uuid.uuid4().hex
+    job = jobs.enqueue(flaky, key)
+    run_burst(jobs)
+    job.refresh()
+    assert job.get_status() == JobStatus.SCHEDULED and job.retries_left == 2
+    assert job.id in jobs.queue().scheduled_job_registry
+
+
+def test_a_permanent_error_goes_to_the_dead_letters_at_once(jobs: Jobs):
+    key = uuid.uuid4().hex
+    job = jobs.enqueue(broken, key)
+    run_burst(jobs)
+    assert job.id in jobs.queue().failed_job_registry and CALLS[key] == ["ran"]
+    (letter,) = [d for d in jobs.__taskq_operations__().dead_letters() if d.id == job.id]
+    assert letter.task == "broken" and letter.args == [key] and "ValueError: a bug" in letter.error
+
+
+def test_a_held_key_is_rescheduled_without_spending_a_retry(jobs: Jobs):
+    key = uuid.uuid4().hex
+    job = jobs.enqueue(held, key)
+    for _ in range(5):  # more deferrals than retries
+        run_burst(jobs)
+        job.refresh()
+        assert job.get_status() == JobStatus.SCHEDULED and job.retries_left == 3
+        jobs.queue().enqueue_job(job)  # what the scheduler does when the wait is over
+    run_burst(jobs)
+    assert CALLS[key] == ["ran"] * 6 and job.id not in jobs.queue().failed_job_registry
+    scheduled_in = jobs.queue().scheduled_job_registry.get_scheduled_time(job)
+    assert scheduled_in is not None  # waiting, never failed
+    assert jobs.settings.retry.defer_s(30) <= jobs.settings.retry.max_delay_s
+
+
+def test_a_job_naming_an_unregistered_function_is_refused_before_import(jobs: Jobs):
+    with pytest.raises(ConfigError, match="not registered"):
+        jobs.enqueue(not_registered, "k")
+    key = uuid.uuid4().hex
+    rogue = jobs.queue().enqueue("os.getcwd")  # as if written into Redis by someone else
+    run_burst(jobs)
+    assert rogue.id in jobs.queue().failed_job_registry and key not in CALLS
+
+
+def test_requeue_gives_a_dead_letter_a_fresh_set_of_retries(jobs: Jobs):
+    key = uuid.uuid4().hex
+    job = jobs.enqueue(broken, key)
+    run_burst(jobs)
+    ops = jobs.__taskq_operations__()
+    assert [letter.id for letter in ops.requeue([job.id])] == [job.id]
+    job.refresh()
+    assert job.get_status() == JobStatus.QUEUED and job.retries_left == 3
+    with pytest.raises(KeyError):
+        ops.requeue(["no-such-job"])
+
+
+def test_depth_counts_every_queue_of_the_app(jobs: Jobs):
+    jobs.enqueue_to("second", add, "k", 1, 1)
+    jobs.enqueue(add, "k", 1, 1)
+    depth = jobs.__taskq_operations__().depth()
+    assert depth["queues"] == {jobs.queue_names[0]: 1, "second": 1} and depth["in_progress"] == 0
+
+
+def test_functions_must_be_module_level_to_be_registered(jobs: Jobs):
+    def local(): ...
+
+    with pytest.raises(ConfigError, match="module-level"):
+        jobs.job(local)
