@@ -147,7 +147,7 @@ export: ## copy the LIB demo stack (with the toolkit's source) into another repo
 	@test -n "$(DEST)" || { echo "usage: make export LIB=$(LIB) DEST=path/to/repo" >&2; exit 2; }
 	mkdir -p $(DEST)/recipes/demos $(DEST)/compose $(DEST)/scripts
 	cp -R recipes/taskq $(DEST)/recipes/
-	cp -R recipes/demos/$(LIB) recipes/demos/common $(DEST)/recipes/demos/
+	cp -R recipes/demos/$(LIB) recipes/demos/common recipes/demos/Dockerfile $(DEST)/recipes/demos/
 	cp -R compose/$(LIB) $(DEST)/compose/
 	rm -f $(DEST)/compose/$(LIB)/.env
 	cp scripts/entrypoint.sh $(DEST)/scripts/

@@ -4,9 +4,13 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-# The toolkit, and the demos' shared (standard library) helpers, from the checkout: what an app
-# gets from `pip install`.
-sys.path[:0] = [str(REPO / "recipes"), str(REPO / "recipes" / "demos" / "common")]
+# The toolkit from the checkout (what an app gets from `pip install`), and the demos' modules the
+# static tests read (standard library ones: the body limit, the contract's shared helpers).
+sys.path[:0] = [
+    str(REPO / "recipes"),
+    str(REPO / "recipes" / "demos" / "common"),
+    str(REPO / "recipes" / "demos" / "arq"),
+]
 # Every stack the toolkit ships; static tests cover them all, `--stacks` narrows integration.
 ALL_STACKS = ["celery", "rq", "dramatiq", "arq"]
 # The port each stack's monitor listens on inside its container.

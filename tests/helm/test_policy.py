@@ -23,6 +23,13 @@ from tests.helm.render import (
 from tests.static.helpers import recipe_settings
 
 RECIPE_COMPONENTS = ["app", "worker", "scheduler", "monitor"]
+# Each demo's schema migration (migrate.command): Django's for the Django demo.
+MIGRATIONS = {
+    "celery": ["python", "manage.py", "migrate", "--noinput"],
+    "rq": ["python", "-m", "demo_rq.migrate"],
+    "dramatiq": ["python", "manage.py", "migrate", "--noinput"],
+    "arq": ["python", "-m", "demo_arq.migrate"],
+}
 ALL_FEATURES = ("all-features",)
 
 
@@ -271,7 +278,7 @@ def test_tables_are_migrated_before_app_worker_and_scheduler_start(lib: str):
     objects = render(lib)
     for component in ("app", "worker", "scheduler"):
         init = one(objects, "Deployment", component)["spec"]["template"]["spec"]["initContainers"]
-        assert [c["command"] for c in init] == [["python", "-m", "demo_common.migrate"]]
+        assert [c["command"] for c in init] == [MIGRATIONS[lib]]
 
 
 # Network
@@ -390,6 +397,15 @@ def test_keda_reads_the_librarys_queue_list_with_the_brokers_password(lib: str):
     redis_env = one(objects, "StatefulSet", "redis")["spec"]["template"]["spec"]["containers"][0]["env"]
     password_ref = next(e for e in redis_env if e["name"] == "REDIS_PASSWORD")["valueFrom"]["secretKeyRef"]
     assert auth["spec"]["secretTargetRef"] == [{"parameter": "password", **password_ref}]
+
+
+@pytest.mark.stacks("celery", "rq", "dramatiq")
+def test_keda_has_a_trigger_for_each_queue_the_workers_consume(lib: str):
+    objects = render(lib, {"worker": {"keda": {"queues": ["default", "emails"]}}}, files=ALL_FEATURES)
+    triggers = one(objects, "ScaledObject")["spec"]["triggers"]
+    emails = QUEUE_LISTS[lib].replace("default", "emails")
+    assert [t["metadata"]["listName"] for t in triggers] == [QUEUE_LISTS[lib], emails]
+    assert all(t["authenticationRef"] == triggers[0]["authenticationRef"] for t in triggers)
 
 
 @pytest.mark.stacks("celery", "rq", "dramatiq")

@@ -87,7 +87,7 @@ def plant_foreign_rq_job(stack: Stack, command: str) -> None:
 
 def plant_unreadable_rq_job(stack: Stack, command: str) -> None:
     # A status RQ does not know: restoring the job fails before anything is decoded.
-    plant_rq_job(stack, json.dumps(["demo_rq.tasks.tick", None, [0], {}]).encode(), status="bogus")
+    plant_rq_job(stack, json.dumps(["demo_rq.jobs.tick", None, [0], {}]).encode(), status="bogus")
 
 
 def plant_dramatiq_message(stack: Stack, data: bytes, redis_message_id: str | None = None) -> None:

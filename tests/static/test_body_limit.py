@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from demo_common import body_limit
+from demo_arq import body_limit
 
 LIMIT = 64 * 1024
 

@@ -9,13 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ALL_STACKS, REPO
+from tests.conftest import REPO
 from tests.static.helpers import DUMMY_SECRETS, compose_config
 
 BIN = Path(sys.executable).parent
-DOCKERFILES = sorted(REPO.glob("recipes/demos/*/Dockerfile")) + sorted(
-    REPO.glob("scripts/standins/*/Dockerfile")
-)
+DOCKERFILES = [REPO / "recipes" / "demos" / "Dockerfile", *sorted(REPO.glob("scripts/standins/*/Dockerfile"))]
 SHELL_SCRIPTS = [*sorted(REPO.glob("scripts/**/*.sh")), REPO / ".ci" / "run"]
 
 
@@ -24,7 +22,7 @@ def run(*command: str) -> subprocess.CompletedProcess:
 
 
 def test_there_is_something_to_lint():
-    assert len(DOCKERFILES) >= len(ALL_STACKS) and len(SHELL_SCRIPTS) >= 3
+    assert all(p.exists() for p in DOCKERFILES) and len(DOCKERFILES) >= 2 and len(SHELL_SCRIPTS) >= 3
 
 
 @pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: str(p.relative_to(REPO)))

@@ -20,6 +20,7 @@ jobs that are due and waiting plus the ones running, so busy workers are counted
 scaled away; retries waiting for their backoff are not.
 */}}
 {{- define "taskq.library.kedaTrigger" -}}
+{{- with .context -}}
 {{- if not .Values.monitor.enabled -}}
 {{- fail "worker.keda.enabled needs monitor.enabled: KEDA reads Arq's queue depth from the monitor's /api/depth (Arq's queue is a sorted set, which KEDA's redis trigger cannot read)" -}}
 {{- end -}}
@@ -30,6 +31,7 @@ metadata:
   targetValue: {{ .Values.worker.keda.jobsPerWorker | quote }}
   activationTargetValue: "0"
   authMode: basic
+{{- end -}}
 {{- end -}}
 
 {{- define "taskq.library.kedaSecretTargets" -}}

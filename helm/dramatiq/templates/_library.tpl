@@ -24,10 +24,10 @@ worker's shutdown timeout keep scale-in from cutting them short.
 {{- define "taskq.library.kedaTrigger" -}}
 type: redis
 metadata:
-  listName: dramatiq:default
-  listLength: {{ .Values.worker.keda.jobsPerWorker | quote }}
+  listName: dramatiq:{{ .queue }}
+  listLength: {{ .context.Values.worker.keda.jobsPerWorker | quote }}
   activationListLength: "0"
-  {{- include "taskq.kedaRedisMetadata" . | nindent 2 }}
+  {{- include "taskq.kedaRedisMetadata" .context | nindent 2 }}
 {{- end -}}
 
 {{- define "taskq.library.kedaSecretTargets" -}}

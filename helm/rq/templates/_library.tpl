@@ -20,10 +20,10 @@ stabilisation window and warm shutdown keep scale-in from cutting them short.
 {{- define "taskq.library.kedaTrigger" -}}
 type: redis
 metadata:
-  listName: rq:queue:default
-  listLength: {{ .Values.worker.keda.jobsPerWorker | quote }}
+  listName: rq:queue:{{ .queue }}
+  listLength: {{ .context.Values.worker.keda.jobsPerWorker | quote }}
   activationListLength: "0"
-  {{- include "taskq.kedaRedisMetadata" . | nindent 2 }}
+  {{- include "taskq.kedaRedisMetadata" .context | nindent 2 }}
 {{- end -}}
 
 {{- define "taskq.library.kedaSecretTargets" -}}

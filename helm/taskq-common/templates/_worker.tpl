@@ -70,10 +70,17 @@ spec:
           stabilizationWindowSeconds: {{ $keda.scaleDownStabilizationSeconds }}
           policies:
             - {type: Pods, value: 1, periodSeconds: 60}
+  # One trigger per queue the workers consume (KEDA scales to the busiest), or one for the whole
+  # backlog where the library's trigger reads the monitor.
   triggers:
-    {{- $trigger := include "taskq.library.kedaTrigger" . | fromYaml }}
+    {{- $lib := include "taskq.library" . | fromYaml }}
+    {{- $triggers := list }}
+    {{- range $queue := (eq $lib.kedaReads "redis" | ternary $keda.queues (list "")) }}
+    {{- $trigger := include "taskq.library.kedaTrigger" (dict "context" $ "queue" $queue) | fromYaml }}
     {{- $_ := set $trigger "authenticationRef" (dict "name" (include "taskq.componentName" $scope)) }}
-    {{- toYaml (list $trigger) | nindent 4 }}
+    {{- $triggers = append $triggers $trigger }}
+    {{- end }}
+    {{- toYaml $triggers | nindent 4 }}
 ---
 apiVersion: keda.sh/v1alpha1
 kind: TriggerAuthentication

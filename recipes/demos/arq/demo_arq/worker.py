@@ -11,10 +11,11 @@ import math
 import os
 from typing import Any
 
-from demo_common import db, psp
+from demo_common import psp
 from demo_common.work import fail_if_asked
 from psycopg_pool import AsyncConnectionPool
 
+from demo_arq import db
 from taskq.arq import cron, worker_settings
 from taskq.idempotency import AsyncIdempotency
 from taskq.idempotency.psycopg import AsyncPsycopgStore

@@ -1,1 +1,2 @@
-"""The Dramatiq demo: an app that uses the toolkit the way an adopter does (see broker.py)."""
+"""The Dramatiq demo: a Django project with django_dramatiq, whose broker is the toolkit's
+(settings.DRAMATIQ_BROKER). Its actors are in tasks.py."""

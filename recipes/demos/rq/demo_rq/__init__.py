@@ -1,1 +1,1 @@
-"""The RQ demo: an app that uses the toolkit the way an adopter does (see tasks.py)."""
+"""The RQ demo: a Flask app with SQLAlchemy, its jobs registered with the toolkit's `Jobs`."""

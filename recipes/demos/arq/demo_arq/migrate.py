@@ -1,4 +1,4 @@
-"""`python -m demo_common.migrate`: the demo's tables and the toolkit's idempotency table, in one
+"""`python -m demo_arq.migrate`: the demo's tables and the toolkit's idempotency table, in one
 migration (idempotent, serialised by an advisory lock). What an app with plain SQL migrations
 does: its own schema, plus `taskq.idempotency.schema_sql()`."""
 
@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import psycopg
 
-from demo_common.db import SCHEMA
+from demo_arq.db import SCHEMA
 from taskq.idempotency import schema_sql
 from taskq.idempotency.psycopg import migrate
 from taskq.settings import Settings
