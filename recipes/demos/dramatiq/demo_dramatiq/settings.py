@@ -22,6 +22,7 @@ MIDDLEWARE = ["demo_common.shop.views.refuse_large_bodies"]
 ROOT_URLCONF = "demo_common.shop.urls"
 WSGI_APPLICATION = "demo_dramatiq.wsgi.application"
 USE_TZ = True
+TIME_ZONE = "UTC"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 DATABASES = {
     "default": {
