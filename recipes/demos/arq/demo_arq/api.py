@@ -72,7 +72,8 @@ async def get_effects(key: Key, request: Request) -> dict:
 
 @app.get("/charges/{key}")
 async def get_charge(key: Key, request: Request) -> dict:
-    """The key's attempts and orders, and what the payment provider saw for its external key."""
+    """The key's attempts and orders, and what the payment provider saw for its external key: read
+    in that order, so that an order read here was paid for before the provider is asked."""
     async with request.app.state.db.connection() as conn:
         counts = await db.charge_counts(conn, key)
     seen = await run_in_threadpool(psp.counts, external_key("charge", key))

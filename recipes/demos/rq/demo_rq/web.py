@@ -61,14 +61,16 @@ def effects(key: str):
 
 @app.get("/charges/<key:key>")
 def charges(key: str):
-    """The key's attempts and orders, and what the payment provider saw for its external key."""
+    """The key's attempts and orders, and what the payment provider saw for its external key: read
+    in that order, so that an order read here was paid for before the provider is asked."""
+    attempts, orders = count(Attempt, key), count(Order, key)
     seen = psp.counts(external_key("charge", key))
     return jsonify(
         key=key,
-        attempts=count(Attempt, key),
+        attempts=attempts,
         psp_requests=seen["requests"],
         psp_charges=seen["charges"],
-        orders=count(Order, key),
+        orders=orders,
     )
 
 

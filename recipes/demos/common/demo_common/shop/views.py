@@ -67,15 +67,17 @@ def effects(request: HttpRequest, key: str) -> JsonResponse:
 
 @require_GET
 def charges(request: HttpRequest, key: str) -> JsonResponse:
-    """The key's attempts and orders, and what the payment provider saw for its external key."""
+    """The key's attempts and orders, and what the payment provider saw for its external key: read
+    in that order, so that an order read here was paid for before the provider is asked."""
+    attempts, orders = Attempt.objects.filter(key=key).count(), Order.objects.filter(key=key).count()
     seen = psp.counts(external_key("charge", key))
     return JsonResponse(
         {
             "key": key,
-            "attempts": Attempt.objects.filter(key=key).count(),
+            "attempts": attempts,
             "psp_requests": seen["requests"],
             "psp_charges": seen["charges"],
-            "orders": Order.objects.filter(key=key).count(),
+            "orders": orders,
         }
     )
 
