@@ -35,7 +35,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import socket
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC
 from pathlib import Path
 from typing import Any
@@ -364,7 +364,3 @@ class ArqToolkit:
         from taskq.arq.ops import operations
 
         return operations(self)
-
-
-def names(functions: Iterable[Callable | Function]) -> list[str]:
-    return [f.name if isinstance(f, Function) else f.__qualname__ for f in functions]

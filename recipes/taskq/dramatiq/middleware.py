@@ -7,7 +7,6 @@ import signal
 import traceback
 from typing import Any
 
-import dramatiq
 from dramatiq.middleware import Middleware, Retries, SkipMessage
 from dramatiq.middleware.time_limit import TimeLimitExceeded
 
@@ -119,7 +118,3 @@ class PutBackWhenStopping(Middleware):
         if getattr(broker, "stopping", None) is not None and broker.stopping.is_set():
             broker.do_requeue(message.queue_name, message.options["redis_message_id"])
             raise SkipMessage(f"{message.message_id} put back in {message.queue_name!r}: stopping")
-
-
-def toolkit_middleware_types() -> tuple[type, ...]:
-    return (ToolkitRetries, WorkerProcess, PutBackWhenStopping, dramatiq.middleware.CurrentMessage)

@@ -248,7 +248,7 @@ class Jobs:
         self, queue: str, func: Callable, *args: Any, job_id: str | None = None, **kwargs: Any
     ) -> Job:
         """Enqueue a registered function with positional and keyword arguments, its retries and
-        timeouts; no argument name is reserved (RQ's enqueue keeps several for itself)."""
+        timeouts. Only `job_id` is taken for the job itself (RQ's own enqueue keeps a dozen names)."""
         name = f"{func.__module__}.{func.__qualname__}"
         if self.registered.get(name) is not func:
             raise ConfigError(f"{name} is not registered: decorate it with @jobs.job so workers will run it")
