@@ -23,6 +23,9 @@ RETRY_TIMING_RESOLUTION_S = {"celery": 0.3, "rq": 1.3, "dramatiq": 0.6, "arq": 0
 # The most jitter each library's backoff adds to a step, as a share of it: the toolkit's policy
 # draws every retry delay from [1, 1.5) × the step, whatever the library.
 RETRY_JITTER = {"celery": 0.5, "rq": 0.5, "dramatiq": 0.5, "arq": 0.5}
+# Libraries whose retry intervals are whole seconds: the toolkit rounds each drawn delay up, so a
+# step of 1 s with its jitter becomes 2 s (the most is the ceiling of the step with full jitter).
+RETRY_WHOLE_SECONDS = {"rq"}
 
 
 # Timings worth reading in every run's log (stack start-up, redelivery after SIGKILL, ...),

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import itertools
+import math
 import re
 import uuid
 
 import pytest
 
-from tests.conftest import RETRY_JITTER, RETRY_TIMING_RESOLUTION_S
+from tests.conftest import RETRY_JITTER, RETRY_TIMING_RESOLUTION_S, RETRY_WHOLE_SECONDS
 from tests.integration.stack import Stack, wait_for
 
 pytestmark = pytest.mark.integration
@@ -20,12 +21,16 @@ def new_key(prefix: str) -> str:
 
 def assert_exponential_backoff(stack: Stack, starts: list[float]) -> None:
     """The gaps between attempts: base, 2 × base, 4 × base from RETRY_BASE_S, each stretched by
-    the library's jitter, give or take how precisely the library starts a retry on time."""
+    the library's jitter (rounded up to a whole second where the library counts in seconds), give
+    or take how precisely the library starts a retry on time."""
     gaps = [later - earlier for earlier, later in itertools.pairwise(starts)]
     base = float(stack.env["RETRY_BASE_S"])
     slack, jitter = RETRY_TIMING_RESOLUTION_S[stack.lib], RETRY_JITTER[stack.lib]
     for n, gap in enumerate(gaps):
-        assert base * 2**n - slack <= gap <= base * 2**n * (1 + jitter) + slack, (n, gaps)
+        longest = base * 2**n * (1 + jitter)
+        if stack.lib in RETRY_WHOLE_SECONDS:
+            longest = math.ceil(longest)
+        assert base * 2**n - slack <= gap <= longest + slack, (n, gaps)
     if len(gaps) >= 3:
         assert gaps[2] > gaps[0], gaps
     if slack < 0.5:  # precise enough to see every step grow
