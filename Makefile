@@ -131,16 +131,32 @@ helm-template: helm-tools ## print the LIB chart's manifests (VALUES=file to add
 helm-docs: venv ## rewrite the values reference in each chart's README from the schema and values.yaml
 	$(PYTHON) scripts/helm-docs.py
 
+# The single-node Kubernetes the cluster tests run on, built from Go modules (scripts/cluster/).
+CLUSTER_STATE ?= /var/lib/taskq-cluster
+CLUSTER_ENV := KUBECONFIG=$(CLUSTER_STATE)/admin.kubeconfig TASKQ_KUBECTL=$(CLUSTER_STATE)/kubectl TASKQ_CLUSTER_STATE=$(CLUSTER_STATE)
+
+.PHONY: cluster-build
+cluster-build: ## build the test cluster's Kubernetes 1.35 and etcd from Go modules (cached; cold: tens of minutes)
+	@scripts/cluster/build.sh >/dev/null
+
+.PHONY: cluster-up
+cluster-up: ## start the single-node test cluster as host processes (idempotent; needs root); KUBECONFIG=$(CLUSTER_STATE)/admin.kubeconfig
+	@TASKQ_CLUSTER_STATE=$(CLUSTER_STATE) scripts/cluster/up.sh >/dev/null
+
+.PHONY: cluster-down
+cluster-down: ## stop the test cluster and remove every process, interface, rule and file it made (keeps the build cache)
+	@TASKQ_CLUSTER_STATE=$(CLUSTER_STATE) scripts/cluster/down.sh
+
 .PHONY: test-cluster
-test-cluster: venv helm-tools ## install each chart in the cluster KUBECONFIG points at (not part of make test)
-	$(PYTHON) -m pytest -m cluster tests/helm
+test-cluster: venv helm-tools cluster-up ## the charts on the test cluster (starts it): objects under restricted Pod Security, upgrades
+	$(CLUSTER_ENV) $(PYTHON) -m pytest -m cluster tests/cluster
 
 .PHONY: test-integration
 test-integration: venv extra-ca ## integration tests against every stack (Docker), LIBS="celery" to narrow
 	@$(WITH_IMAGES) $(PYTHON) -m pytest -m integration tests --stacks="$(LIBS)"
 
 .PHONY: test
-test: test-static test-toolkit test-integration ## the whole suite: static, the toolkit's own, then every stack's integration tests
+test: test-static test-toolkit test-integration test-cluster ## the whole suite: static, the toolkit's own, every stack's integration tests, then the charts on the test cluster
 
 .PHONY: export
 export: ## copy the LIB demo stack (with the toolkit's source) into another repository: make export DEST=../app

@@ -66,7 +66,15 @@ ensure_npm() {
   command -v npm >/dev/null 2>&1 || apt_install npm
 }
 
+# The test cluster (scripts/cluster/): certificates, its bridge and rules, readiness probes; Go
+# builds it (preinstalled on our machines; Debian's golang-go 1.19 is too old to).
+ensure_cluster_tools() {
+  apt_install openssl curl iproute2 iptables
+  command -v go >/dev/null 2>&1 || { log "Go 1.25 or newer is needed for the test cluster (make test-cluster)"; exit 1; }
+}
+
 ensure_docker_engine
 ensure_compose_plugin
 ensure_npm
+ensure_cluster_tools
 log "ready: $(docker version --format 'engine {{.Server.Version}}') / $(docker compose version --short)"
