@@ -136,7 +136,7 @@ CLUSTER_STATE ?= /var/lib/taskq-cluster
 CLUSTER_ENV := KUBECONFIG=$(CLUSTER_STATE)/admin.kubeconfig TASKQ_KUBECTL=$(CLUSTER_STATE)/kubectl TASKQ_CLUSTER_STATE=$(CLUSTER_STATE)
 
 .PHONY: cluster-build
-cluster-build: ## build the test cluster's Kubernetes 1.35 and etcd from Go modules (cached; cold: tens of minutes)
+cluster-build: ## build the test cluster's Kubernetes 1.35, etcd and CoreDNS from Go modules (cached; cold: about 10 minutes)
 	@scripts/cluster/build.sh >/dev/null
 
 .PHONY: cluster-up
@@ -148,8 +148,8 @@ cluster-down: ## stop the test cluster and remove every process, interface, rule
 	@TASKQ_CLUSTER_STATE=$(CLUSTER_STATE) scripts/cluster/down.sh
 
 .PHONY: test-cluster
-test-cluster: venv helm-tools cluster-up ## the charts on the test cluster (starts it): objects under restricted Pod Security, upgrades
-	$(CLUSTER_ENV) $(PYTHON) -m pytest -m cluster tests/cluster
+test-cluster: venv helm-tools cluster-up ## the test cluster's node, and the charts on it (starts the cluster)
+	@$(WITH_IMAGES) $(CLUSTER_ENV) $(PYTHON) -m pytest -m cluster tests/cluster
 
 .PHONY: test-integration
 test-integration: venv extra-ca ## integration tests against every stack (Docker), LIBS="celery" to narrow

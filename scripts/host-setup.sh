@@ -66,10 +66,11 @@ ensure_npm() {
   command -v npm >/dev/null 2>&1 || apt_install npm
 }
 
-# The test cluster (scripts/cluster/): certificates, its bridge and rules, readiness probes; Go
-# builds it (preinstalled on our machines; Debian's golang-go 1.19 is too old to).
+# The test cluster (scripts/cluster/): its container runtime and pod network from Debian,
+# certificates, its bridges and rules; Go builds the rest (preinstalled on our machines; Debian's
+# golang-go 1.19 is too old).
 ensure_cluster_tools() {
-  apt_install openssl curl iproute2 iptables
+  apt_install containerd runc containernetworking-plugins conntrack openssl curl iproute2 iptables
   command -v go >/dev/null 2>&1 || { log "Go 1.25 or newer is needed for the test cluster (make test-cluster)"; exit 1; }
 }
 

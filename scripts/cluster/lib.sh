@@ -12,17 +12,26 @@ CACHE="${TASKQ_CLUSTER_CACHE:-/var/cache/taskq-cluster}"
 STATE="${TASKQ_CLUSTER_STATE:-/var/lib/taskq-cluster}"
 KUBECONFIG_PATH="$STATE/admin.kubeconfig"
 
-# The components built and started; the node's come with the next milestone.
-COMPONENTS=(etcd kube-apiserver kubectl)
+# The binaries built: Kubernetes' from k8s/ (and the etcd it pins, and the pod sandbox's pause),
+# the DNS add-on's from coredns/.
+COMPONENTS=(etcd kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl pause coredns)
 
 # Addresses: the node's own on a bridge of ours (nothing listens on the host's network
-# interface), the Service range, the pod range; none leaves the machine (guard rules below).
+# interface), the Service range, the pod range; none leaves the machine (guard rules in up.sh).
+NODE_NAME="taskq-node"
 NODE_BRIDGE="taskq-node"
 NODE_IP="10.243.0.1"
 NODE_NET="10.243.0.0/24"
 SERVICE_NET="10.96.0.0/16"
 SERVICE_API_IP="10.96.0.1"
+DNS_IP="10.96.0.10"
 POD_NET="10.244.0.0/16"
+NODE_POD_NET="10.244.0.0/24"   # the one node's share, the first /24 the controller manager hands out
+POD_BRIDGE="taskq-pods"
+CONTAINERD_SOCKET="$STATE/containerd/containerd.sock"
+# The sandbox image every pod starts with, built from k8s/cmd/pause: never pulled.
+PAUSE_IMAGE="taskq.local/pause:1"
+COREDNS_IMAGE="taskq.local/coredns:1"
 API_PORT=6443
 ETCD_CLIENT_PORT=2379
 ETCD_PEER_PORT=2380
@@ -31,13 +40,14 @@ RULE_TAG="taskq-cluster"   # the comment on every iptables rule we add, so that 
 export GOTOOLCHAIN=local GOFLAGS=-modcacherw GOMODCACHE="$CACHE/gomod" GOCACHE="$CACHE/gocache"
 
 log() { printf '[cluster] %s\n' "$*" >&2; }
+ctr_k8s() { ctr --address "$CONTAINERD_SOCKET" --namespace k8s.io "$@"; }
 die() { log "error: $*"; exit 1; }
 
 # The folder the binaries of this exact source (go.mod, go.sum, our mains, Go, ldflags) live in.
 bin_dir() {
   local stamp
-  stamp="$(cat "$CLUSTER_DIR/k8s/go.mod" "$CLUSTER_DIR/k8s/go.sum" "$CLUSTER_DIR/build.sh" \
-    <(find "$CLUSTER_DIR/k8s/cmd" -type f -print0 | sort -z | xargs -0 cat) \
+  stamp="$(cat "$CLUSTER_DIR/build.sh" \
+    <(find "$CLUSTER_DIR/k8s" "$CLUSTER_DIR/coredns" -type f -print0 | sort -z | xargs -0 cat) \
     <(go version) <(printf '%s\n' "${COMPONENTS[@]}") | sha256sum | cut -c1-16)"
   printf '%s/bin-%s\n' "$CACHE" "$stamp"
 }

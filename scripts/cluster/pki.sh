@@ -40,6 +40,12 @@ cert apiserver "/CN=kube-apiserver" serverAuth \
   "DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local,DNS:localhost,IP:127.0.0.1,IP:$NODE_IP,IP:$SERVICE_API_IP"
 cert admin "/O=system:masters/CN=taskq-admin" clientAuth
 cert apiserver-kubelet-client "/O=system:masters/CN=kube-apiserver-kubelet-client" clientAuth
+# Each component as the identity Kubernetes' default RBAC (and the Node authorizer) expects.
+cert controller-manager "/CN=system:kube-controller-manager" clientAuth
+cert scheduler "/CN=system:kube-scheduler" clientAuth
+cert kube-proxy "/CN=system:kube-proxy" clientAuth
+cert kubelet "/O=system:nodes/CN=system:node:$NODE_NAME" clientAuth
+cert kubelet-serving "/CN=$NODE_NAME" serverAuth "DNS:$NODE_NAME,IP:$NODE_IP"
 
 # kubeconfig NAME: a kubeconfig in $STATE that authenticates with the certificate NAME.
 kubeconfig() {
@@ -64,4 +70,4 @@ current-context: taskq
 KUBECONFIG
   chmod 600 "$STATE/$name.kubeconfig"
 }
-kubeconfig admin
+for name in admin controller-manager scheduler kube-proxy kubelet; do kubeconfig "$name"; done

@@ -14,6 +14,7 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 from kubernetes.dynamic import DynamicClient
 
+from tests.conftest import REPO
 from tests.helm.render import helm
 
 KUBECTL = os.environ.get("TASKQ_KUBECTL", "kubectl")
@@ -83,3 +84,8 @@ def restricted_namespace(api: client.ApiClient) -> Iterator[Callable[[str], str]
     yield make
     for name in made:
         core.delete_namespace(name, propagation_policy="Background")
+
+
+def load_images(*images: str) -> None:
+    """Images from Docker into the cluster's containerd (the cluster pulls nothing)."""
+    run(str(REPO / "scripts" / "cluster" / "load-images.sh"), *images, timeout=600)

@@ -1,0 +1,106 @@
+"""The node (milestone M1 of the cluster tests): the kubelet runs pods on containerd from images
+built here, and pods reach each other through a ClusterIP Service by its DNS name."""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+
+import pytest
+from kubernetes import client
+
+from tests.cluster.conftest import load_images
+
+pytestmark = pytest.mark.cluster
+
+# A non-root, read-only container as Pod Security `restricted` requires.
+RESTRICTED_CONTAINER = {
+    "imagePullPolicy": "Never",
+    "securityContext": {
+        "runAsNonRoot": True,
+        "runAsUser": 10001,
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "capabilities": {"drop": ["ALL"]},
+        "seccompProfile": {"type": "RuntimeDefault"},
+    },
+}
+SERVER = (
+    "import http.server, os\n"
+    "class Hello(http.server.BaseHTTPRequestHandler):\n"
+    "    def do_GET(self):\n"
+    "        body = ('hello from ' + os.environ['HOSTNAME']).encode()\n"
+    "        self.send_response(200); self.end_headers(); self.wfile.write(body)\n"
+    "http.server.HTTPServer(('', 8000), Hello).serve_forever()\n"
+)
+CLIENT = (
+    "import sys, urllib.request\n"
+    "for url in sys.argv[1:]:\n"
+    "    print(url, urllib.request.urlopen(url, timeout=10).read().decode())\n"
+)
+
+
+@pytest.fixture(scope="session")
+def python_image() -> str:
+    """The Python base image the app images build on (official or stand-in), built here."""
+    image = os.environ.get("PYTHON_IMAGE", "")
+    assert image, "PYTHON_IMAGE is unset: run the cluster tests with `make test-cluster`"
+    load_images(image)
+    return image
+
+
+def wait_for_phase(core: client.CoreV1Api, namespace: str, name: str, phases: set[str], timeout: float = 120):
+    deadline = time.monotonic() + timeout
+    while (phase := core.read_namespaced_pod(name, namespace).status.phase) not in phases:
+        assert phase in {"Pending", "Running"}, f"pod {name}: {phase}"
+        assert time.monotonic() < deadline, f"pod {name} still {phase} after {timeout} s"
+        time.sleep(1)
+    return phase
+
+
+def test_the_node_is_ready_and_runs_the_kubelet_we_build(api):
+    (node,) = client.CoreV1Api(api).list_node().items
+    ready = next(c for c in node.status.conditions if c.type == "Ready")
+    assert ready.status == "True", ready
+    assert node.status.node_info.kubelet_version.startswith("v1.35."), node.status.node_info
+    assert node.status.node_info.container_runtime_version.startswith("containerd://"), node.status.node_info
+
+
+def test_a_pod_from_a_local_image_is_reached_through_a_service_by_its_dns_name(
+    api, python_image: str, restricted_namespace
+):
+    namespace, core = restricted_namespace("node"), client.CoreV1Api(api)
+    web = f"web-{uuid.uuid4().hex[:6]}"
+    container = {**RESTRICTED_CONTAINER, "image": python_image}
+    core.create_namespaced_pod(
+        namespace,
+        {
+            "metadata": {"name": web, "labels": {"app": web}},
+            "spec": {"containers": [{**container, "name": "web", "command": ["python3", "-c", SERVER]}]},
+        },
+    )
+    core.create_namespaced_service(
+        namespace,
+        {
+            "metadata": {"name": "web"},
+            "spec": {"selector": {"app": web}, "ports": [{"port": 80, "targetPort": 8000}]},
+        },
+    )
+    wait_for_phase(core, namespace, web, {"Running"})
+
+    urls = ["http://web", f"http://web.{namespace}.svc.cluster.local"]
+    core.create_namespaced_pod(
+        namespace,
+        {
+            "metadata": {"name": "client"},
+            "spec": {
+                "restartPolicy": "Never",
+                "containers": [{**container, "name": "client", "command": ["python3", "-c", CLIENT, *urls]}],
+            },
+        },
+    )
+    phase = wait_for_phase(core, namespace, "client", {"Succeeded", "Failed"})
+    log = core.read_namespaced_pod_log("client", namespace)
+    assert phase == "Succeeded", log
+    assert log.splitlines() == [f"{url} hello from {web}" for url in urls], log
