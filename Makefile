@@ -147,8 +147,12 @@ cluster-up: ## start the single-node test cluster as host processes (idempotent;
 cluster-down: ## stop the test cluster and remove every process, interface, rule and file it made (keeps the build cache)
 	@TASKQ_CLUSTER_STATE=$(CLUSTER_STATE) scripts/cluster/down.sh
 
+.PHONY: cluster-images
+cluster-images: ## build the four demo images the charts run (taskq/LIB:dev; the cluster tests load them into the cluster)
+	@for lib in $(LIBS); do $(MAKE) --no-print-directory build LIB=$$lib >/dev/null || exit 1; done
+
 .PHONY: test-cluster
-test-cluster: venv helm-tools cluster-up ## the test cluster's node, and the charts on it (starts the cluster)
+test-cluster: venv helm-tools cluster-images cluster-up ## the test cluster's node, and the charts on it (starts the cluster)
 	@$(WITH_IMAGES) $(CLUSTER_ENV) $(PYTHON) -m pytest -m cluster tests/cluster
 
 .PHONY: test-integration

@@ -22,8 +22,12 @@ api_ready() {
       --key "$STATE/pki/admin.key" "https://$NODE_IP:$API_PORT/readyz" >/dev/null 2>&1
 }
 kubectl() { "$bin/kubectl" --kubeconfig "$KUBECONFIG_PATH" "$@"; }
+# Ready, and running the binaries of this source (a changed source restarts the cluster).
+node_ready() {
+  [ "$(kubectl get node "$NODE_NAME" -o 'jsonpath={.status.conditions[?(@.type=="Ready")].status}' 2>/dev/null)" = True ]
+}
 cluster_ready() {
-  api_ready && [ "$(kubectl get node "$NODE_NAME" -o 'jsonpath={.status.conditions[?(@.type=="Ready")].status}' 2>/dev/null)" = True ] &&
+  [ "$(cat "$STATE/bin" 2>/dev/null)" = "$bin" ] && api_ready && node_ready &&
     [ "$(kubectl -n kube-system get deploy coredns -o 'jsonpath={.status.readyReplicas}' 2>/dev/null)" = 1 ]
 }
 if cluster_ready; then
@@ -33,24 +37,25 @@ if cluster_ready; then
 fi
 "$CLUSTER_DIR/down.sh"
 mkdir -p "$STATE/logs" "$STATE/run"
+printf '%s\n' "$bin" >"$STATE/bin"
 
 # The node's address lives on a bridge of ours, so that the API server is reachable from the
-# host and (later) from pods, and from nothing outside this machine.
+# host and from pods, and from nothing outside this machine.
 ip link add "$NODE_BRIDGE" type bridge
 ip addr add "$NODE_IP/24" dev "$NODE_BRIDGE"
 ip link set "$NODE_BRIDGE" up
 # The cluster's ranges never leave through the host's own interfaces: a packet to an address no
-# rule has rewritten yet (a Service before kube-proxy programs it) is refused, not routed out.
-# Pods reach nothing beyond this machine either. Docker sets FORWARD's policy to DROP: traffic
-# between pods (bridged, and seen by iptables through br_netfilter) is let through.
+# rule has rewritten yet (a Service before kube-proxy programs it), or from a pod to anywhere
+# beyond this machine, is dropped. In POSTROUTING, where the interface is the one it really
+# leaves by (the filter table's OUTPUT still sees the route from before kube-proxy's DNAT).
 for dev in $(ip -o route show default | awk '{print $5}' | sort -u); do
   for net in "$SERVICE_NET" "$POD_NET" "$NODE_NET"; do
-    for chain in OUTPUT FORWARD; do
-      iptables -I "$chain" -o "$dev" -d "$net" -m comment --comment "$RULE_TAG" -j REJECT
-    done
+    iptables -t mangle -I POSTROUTING -o "$dev" -d "$net" -m comment --comment "$RULE_TAG" -j DROP
   done
-  iptables -I FORWARD -o "$dev" -s "$POD_NET" -m comment --comment "$RULE_TAG" -j REJECT
+  iptables -t mangle -I POSTROUTING -o "$dev" -s "$POD_NET" -m comment --comment "$RULE_TAG" -j DROP
 done
+# Docker sets FORWARD's policy to DROP: traffic between pods (bridged, and seen by iptables
+# through br_netfilter) is let through.
 iptables -A FORWARD -i "$POD_BRIDGE" -m comment --comment "$RULE_TAG" -j ACCEPT
 iptables -A FORWARD -o "$POD_BRIDGE" -m comment --comment "$RULE_TAG" -j ACCEPT
 
@@ -226,14 +231,12 @@ conntrack: {maxPerCore: 0}
 YAML
 start kube-proxy "$bin/kube-proxy" --config "$STATE/kube-proxy.yaml"
 
-node_ready() {
-  [ "$(kubectl get node "$NODE_NAME" -o 'jsonpath={.status.conditions[?(@.type=="Ready")].status}' 2>/dev/null)" = True ]
-}
 wait_for "node $NODE_NAME Ready" 120 node_ready
 log "node Ready after $((SECONDS - started)) s"
 
 sed -e "s|@DNS_IP@|$DNS_IP|g" -e "s|@COREDNS_IMAGE@|$COREDNS_IMAGE|g" "$CLUSTER_DIR/addons/coredns.yaml" |
   kubectl apply -f - >/dev/null
+kubectl apply -f "$CLUSTER_DIR/addons/storage.yaml" >/dev/null
 wait_for "CoreDNS" 120 cluster_ready
 log "up in $((SECONDS - started)) s (kubeconfig: $KUBECONFIG_PATH, kubectl: $STATE/kubectl)"
 printf '%s\n' "$KUBECONFIG_PATH"

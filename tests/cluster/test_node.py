@@ -4,13 +4,14 @@ built here, and pods reach each other through a ClusterIP Service by its DNS nam
 from __future__ import annotations
 
 import os
+import socket
 import time
 import uuid
 
 import pytest
 from kubernetes import client
 
-from tests.cluster.conftest import load_images
+from tests.cluster.conftest import load_images, run
 
 pytestmark = pytest.mark.cluster
 
@@ -104,3 +105,57 @@ def test_a_pod_from_a_local_image_is_reached_through_a_service_by_its_dns_name(
     log = core.read_namespaced_pod_log("client", namespace)
     assert phase == "Succeeded", log
     assert log.splitlines() == [f"{url} hello from {web}" for url in urls], log
+
+
+def guard_drops() -> dict[tuple[str, str], int]:
+    """Packets dropped so far by up.sh's guard rules (they carry its comment), by (source,
+    destination)."""
+    listing = run("iptables", "-t", "mangle", "-L", "POSTROUTING", "-v", "-x", "-n").stdout
+    drops = {}
+    for line in listing.splitlines():
+        fields = line.split()
+        if "taskq-cluster" in line and fields[2] == "DROP":
+            drops[(fields[7], fields[8])] = int(fields[0])
+    assert drops, listing
+    return drops
+
+
+def test_nothing_addressed_to_the_cluster_or_sent_by_a_pod_leaves_the_machine(
+    api, python_image: str, restricted_namespace
+):
+    """A Service address nothing answers for yet, a pod address, and a pod's packet to the
+    outside world would take the host's default route: the guard rules drop them there."""
+    before = guard_drops()
+    for address in ("10.96.255.254", "10.244.255.254"):
+        # A packet netfilter drops on its way out of this host fails the send itself.
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock, pytest.raises(PermissionError):
+            sock.sendto(b"guard", (address, 9))
+    namespace, core = restricted_namespace("guard"), client.CoreV1Api(api)
+    send = (
+        "import socket; socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(b'guard', ('203.0.113.1', 9))"
+    )
+    core.create_namespaced_pod(
+        namespace,
+        {
+            "metadata": {"name": "sender"},
+            "spec": {
+                "restartPolicy": "Never",
+                "containers": [
+                    {
+                        **RESTRICTED_CONTAINER,
+                        "image": python_image,
+                        "name": "sender",
+                        "command": ["python3", "-c", send],
+                    }
+                ],
+            },
+        },
+    )
+    assert wait_for_phase(core, namespace, "sender", {"Succeeded", "Failed"}) == "Succeeded"
+    after = guard_drops()
+    grew = {rule for rule in after if after[rule] > before.get(rule, 0)}
+    anywhere = "0.0.0.0/0"
+    assert {(anywhere, "10.96.0.0/16"), (anywhere, "10.244.0.0/16"), ("10.244.0.0/16", anywhere)} <= grew, (
+        before,
+        after,
+    )

@@ -63,6 +63,9 @@ become_postgres() {
 check_runtime_dirs() {
   getent passwd "$(id -u)" >/dev/null \
     || die "uid $(id -u) has no passwd entry; run as root or as 999:999 (the postgres user)"
+  # PGDATA may be a folder inside the volume (Kubernetes charts point it below the mount, whose
+  # root holds lost+found on many volume types): created here, as the official image does.
+  if mkdir -p "$PGDATA" 2>/dev/null; then chmod 0700 "$PGDATA" 2>/dev/null || true; fi
   [ -w "$PGDATA" ] \
     || die "$PGDATA is not writable by uid $(id -u); its volume must belong to 999:999"
   if [ ! -w "$SOCKET_DIR" ]; then

@@ -1,0 +1,275 @@
+"""Each chart on the test cluster (milestone M2): installed with the README's line and `--wait`
+from the images `make` builds, `helm test`, then the contract's promises under Kubernetes'
+own operations: jobs run once; a rollout of the workers loses and cuts short no job; an upgrade
+rolls the pods and keeps the passwords; a killed worker's job is redelivered; two schedulers
+fire each slot once."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import requests
+import yaml
+from kubernetes import client, watch
+
+from tests.cluster.conftest import RESTRICTED, helm_cli, kubectl, load_images
+from tests.conftest import MEASUREMENTS
+from tests.helm.render import HELM_DIR
+
+pytestmark = pytest.mark.cluster
+
+TIME_LIMIT_S = 10
+TICK_INTERVAL_S = 3
+REDELIVERY_BOUND_S = 2 * TIME_LIMIT_S + 120  # the contract's
+
+
+def image_values(component: str, variable: str) -> list[str]:
+    """The datastore image the stacks use here (official, or the stand-in built from Debian)."""
+    image = os.environ.get(variable, "")
+    assert ":" in image, f"{variable}={image!r}: run the cluster tests with `make test-cluster`"
+    repository, tag = image.rsplit(":", 1)
+    return ["--set", f"{component}.image.repository={repository}", "--set", f"{component}.image.tag={tag}"]
+
+
+def install_args(lib: str, namespace: str, *extra: str) -> list[str]:
+    """The README's `helm install` line with the images built here and the test timings."""
+    return [
+        "jobs", str(HELM_DIR / lib), "--namespace", namespace,
+        "--set", f"image.repository=taskq/{lib}", "--set", "image.tag=dev",
+        *image_values("redis", "REDIS_IMAGE"), *image_values("postgres", "POSTGRES_IMAGE"),
+        "--set", f"jobs.timeLimitSeconds={TIME_LIMIT_S}",
+        "--set", f"jobs.tickIntervalSeconds={TICK_INTERVAL_S}",
+        *extra,
+    ]  # fmt: skip
+
+
+@dataclass
+class Release:
+    lib: str
+    namespace: str
+    api: client.ApiClient
+    app_url: str
+
+    def post_job(self, **body) -> dict:
+        response = requests.post(f"{self.app_url}/jobs", json=body, timeout=10)
+        assert response.status_code == 202, response.text
+        return response.json()
+
+    def get(self, path: str) -> dict:
+        response = requests.get(f"{self.app_url}{path}", timeout=10)
+        response.raise_for_status()
+        return response.json()
+
+    def deployment(self, component: str) -> str:
+        return f"jobs-{self.lib}-{component}"
+
+    def pods(self, component: str) -> list[client.V1Pod]:
+        """The component's pods, those still stopping after a rollout left out."""
+        selector = f"app.kubernetes.io/component={component}"
+        pods = client.CoreV1Api(self.api).list_namespaced_pod(self.namespace, label_selector=selector).items
+        return [p for p in pods if not p.metadata.deletion_timestamp]
+
+
+def wait_for(what: str, check, timeout: float, interval: float = 1.0):
+    deadline = time.monotonic() + timeout
+    while not (result := check()):
+        assert time.monotonic() < deadline, f"{what}: not within {timeout} s"
+        time.sleep(interval)
+    return result
+
+
+def bind_volumes(api: client.ApiClient, lib: str, namespace: str) -> list[str]:
+    """A hostPath volume, writable by the datastores' non-root users, bound ahead of time to each
+    claim the chart's StatefulSets will make (the cluster has no provisioner)."""
+    rendered = helm_cli("template", *install_args(lib, namespace)).stdout
+    core, state, made = client.CoreV1Api(api), Path(os.environ["TASKQ_CLUSTER_STATE"]), []
+    for o in yaml.safe_load_all(rendered):
+        if not o or o["kind"] != "StatefulSet":
+            continue
+        for template in o["spec"].get("volumeClaimTemplates", []):
+            for ordinal in range(o["spec"].get("replicas", 1)):
+                claim = f"{template['metadata']['name']}-{o['metadata']['name']}-{ordinal}"
+                folder = state / "volumes" / namespace / claim
+                folder.mkdir(parents=True)
+                folder.chmod(0o777)
+                name = f"{namespace}-{claim}"
+                core.create_persistent_volume(
+                    {
+                        "metadata": {"name": name},
+                        "spec": {
+                            "capacity": {"storage": "100Gi"},
+                            "accessModes": ["ReadWriteOnce"],
+                            "storageClassName": "taskq-local",
+                            "persistentVolumeReclaimPolicy": "Retain",
+                            "claimRef": {"namespace": namespace, "name": claim},
+                            "hostPath": {"path": str(folder), "type": "Directory"},
+                        },
+                    }
+                )
+                made.append(name)
+    return made
+
+
+@pytest.fixture(scope="module")
+def release(lib: str, api: client.ApiClient) -> Iterator[Release]:
+    load_images(f"taskq/{lib}:dev", os.environ["REDIS_IMAGE"], os.environ["POSTGRES_IMAGE"])
+    core = client.CoreV1Api(api)
+    namespace = f"{lib}-{uuid.uuid4().hex[:6]}"
+    core.create_namespace({"metadata": {"name": namespace, "labels": RESTRICTED}})
+    volumes = bind_volumes(api, lib, namespace)
+    try:
+        started = time.monotonic()
+        helm_cli("install", *install_args(lib, namespace, "--wait", "--timeout", "6m"), timeout=420)
+        MEASUREMENTS.append(f"{lib}: helm install --wait done in {time.monotonic() - started:.0f} s")
+        service = core.read_namespaced_service(f"jobs-{lib}-app", namespace)
+        # kube-proxy's rules reach a ClusterIP from the node itself.
+        yield Release(lib, namespace, api, f"http://{service.spec.cluster_ip}:{service.spec.ports[0].port}")
+    finally:
+        core.delete_namespace(namespace)
+        wait_for(
+            "the namespace's deletion",
+            lambda: namespace not in {n.metadata.name for n in core.list_namespace().items},
+            180,
+        )
+        for name in volumes:
+            core.delete_persistent_volume(name)
+
+
+def test_helm_test_passes(release: Release):
+    helm_cli("test", "jobs", "--namespace", release.namespace, "--timeout", "3m", timeout=240)
+
+
+def test_jobs_posted_through_the_app_service_run_once(release: Release):
+    keys = [f"once-{i}-{uuid.uuid4().hex[:6]}" for i in range(5)]
+    for key in keys:
+        release.post_job(task="demo", key=key, sleep_s=0)
+        release.post_job(task="demo", key=key, sleep_s=0)  # the same key twice: one effect
+    done = wait_for("effects", lambda: all(release.get(f"/effects/{k}")["effects"] == 1 for k in keys), 60)
+    assert done
+    time.sleep(2)
+    assert [release.get(f"/effects/{k}")["effects"] for k in keys] == [1] * len(keys)
+
+
+class TerminatedWorkers:
+    """Watches the worker pods and records, for each that stops, how its container ended and by
+    when Kubernetes would have killed it (deletionTimestamp is the delete plus the grace period)."""
+
+    def __init__(self, release: Release):
+        self.release, self.ended, self._stop = release, {}, threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+        self._thread.start()
+
+    def _watch(self):
+        core, w = client.CoreV1Api(self.release.api), watch.Watch()
+        for event in w.stream(
+            core.list_namespaced_pod, self.release.namespace,
+            label_selector="app.kubernetes.io/component=worker", timeout_seconds=600,
+        ):  # fmt: skip
+            pod = event["object"]
+            for status in pod.status.container_statuses or []:
+                if status.state.terminated and pod.metadata.deletion_timestamp:
+                    self.ended[pod.metadata.name] = (status.state.terminated, pod.metadata.deletion_timestamp)
+            if self._stop.is_set():
+                w.stop()
+
+    def stop(self):
+        self._stop.set()
+
+
+def test_a_rollout_of_the_workers_loses_no_job_and_cuts_none_short(release: Release):
+    before = {p.metadata.name for p in release.pods("worker")}
+    keys = [f"rollout-{i}-{uuid.uuid4().hex[:6]}" for i in range(6)]
+    for key in keys:
+        release.post_job(task="demo", key=key, sleep_s=6)
+    wait_for("a job running", lambda: any(release.get(f"/effects/{k}")["attempts"] for k in keys), 30, 0.2)
+    watcher = TerminatedWorkers(release)
+    kubectl("-n", release.namespace, "rollout", "restart", f"deploy/{release.deployment('worker')}")
+    kubectl(
+        "-n",
+        release.namespace,
+        "rollout",
+        "status",
+        f"deploy/{release.deployment('worker')}",
+        "--timeout=5m",
+        timeout=320,
+    )
+
+    def all_done():
+        effects = [release.get(f"/effects/{k}") for k in keys]
+        return effects if all(e["effects"] == 1 for e in effects) else None
+
+    effects = wait_for("every job's effect", all_done, REDELIVERY_BOUND_S)
+    wait_for("the old workers' last status", lambda: before <= set(watcher.ended), 60)
+    watcher.stop()
+    # One attempt each: a job cut short by the rollout would have been run again.
+    assert [e["attempts"] for e in effects] == [1] * len(keys), effects
+    for name in before:
+        terminated, kill_at = watcher.ended[name]
+        assert terminated.exit_code == 0, (name, terminated)
+        assert terminated.finished_at <= kill_at, (name, terminated.finished_at, kill_at)
+
+
+def test_an_upgrade_rolls_the_pods_and_keeps_the_generated_passwords(release: Release):
+    core = client.CoreV1Api(release.api)
+
+    def secrets():
+        return {
+            s.metadata.name: s.data
+            for s in core.list_namespaced_secret(release.namespace).items
+            if s.type == "Opaque"
+        }
+
+    passwords, workers = secrets(), {p.metadata.name for p in release.pods("worker")}
+    helm_cli(
+        "upgrade",
+        *install_args(release.lib, release.namespace, "--set", "jobs.retryBaseSeconds=3"),
+        "--wait", "--timeout", "5m",
+        timeout=320,
+    )  # fmt: skip
+    assert secrets() == passwords
+    assert not workers & {p.metadata.name for p in release.pods("worker")}, "the workers were not rolled"
+    key = f"upgraded-{uuid.uuid4().hex[:6]}"
+    release.post_job(task="demo", key=key, sleep_s=0)
+    wait_for("a job after the upgrade", lambda: release.get(f"/effects/{key}")["effects"] == 1, 60)
+
+
+def test_a_killed_workers_job_is_redelivered_within_the_bound(release: Release):
+    key = f"killed-{uuid.uuid4().hex[:6]}"
+    release.post_job(task="demo", key=key, sleep_s=8)
+    wait_for("the job to start", lambda: release.get(f"/effects/{key}")["attempts"] == 1, 30, 0.2)
+    killed = dt.datetime.now(dt.UTC)
+    for pod in release.pods("worker"):
+        kubectl("-n", release.namespace, "delete", "pod", pod.metadata.name, "--grace-period=0", "--force")
+    wait_for(
+        "the redelivered job's effect",
+        lambda: release.get(f"/effects/{key}")["effects"] == 1,
+        REDELIVERY_BOUND_S,
+    )
+    MEASUREMENTS.append(
+        f"{release.lib}: the killed workers' job done again"
+        f" {(dt.datetime.now(dt.UTC) - killed).total_seconds():.0f} s later (bound {REDELIVERY_BOUND_S} s)"
+    )
+    assert release.get(f"/effects/{key}")["attempts"] == 2
+
+
+def test_two_schedulers_fire_each_slot_once(release: Release):
+    scheduler = f"deploy/{release.deployment('scheduler')}"
+    kubectl("-n", release.namespace, "scale", scheduler, "--replicas=2")
+    try:
+        kubectl("-n", release.namespace, "rollout", "status", scheduler, "--timeout=3m", timeout=200)
+        assert len([p for p in release.pods("scheduler") if p.status.phase == "Running"]) == 2
+        before = release.get("/ticks")
+        time.sleep(TICK_INTERVAL_S * 6)
+        after = release.get("/ticks")
+        assert after["slots"] - before["slots"] >= 4, (before, after)
+        assert after["runs"] == after["slots"], (before, after)
+    finally:
+        kubectl("-n", release.namespace, "scale", scheduler, "--replicas=1")
