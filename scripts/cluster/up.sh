@@ -177,7 +177,7 @@ image_from_binary() {
     "$(basename "$binary")" "$(basename "$binary")" "$user" "$(basename "$binary")" >"$context/Dockerfile"
   docker build --quiet --tag "$image" "$context" >/dev/null 2>&1
   rm -rf "$context"
-  docker save "$image" | ctr_k8s images import - >/dev/null
+  "$CLUSTER_DIR/load-images.sh" "$image"
 }
 image_from_binary "$PAUSE_IMAGE" "$bin/pause" 65535:65535
 image_from_binary "$COREDNS_IMAGE" "$bin/coredns" 65532:65532

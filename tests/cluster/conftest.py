@@ -15,7 +15,7 @@ from kubernetes.client.exceptions import ApiException
 from kubernetes.dynamic import DynamicClient
 
 from tests.conftest import REPO
-from tests.helm.render import helm
+from tests.helm.render import HELM_DIR, helm
 
 KUBECTL = os.environ.get("TASKQ_KUBECTL", "kubectl")
 
@@ -89,3 +89,17 @@ def restricted_namespace(api: client.ApiClient) -> Iterator[Callable[[str], str]
 def load_images(*images: str) -> None:
     """Images from Docker into the cluster's containerd (the cluster pulls nothing)."""
     run(str(REPO / "scripts" / "cluster" / "load-images.sh"), *images, timeout=600)
+
+
+def readme_install_args(lib: str, namespace: str, *extra: str) -> list[str]:
+    """`helm install`'s arguments as the README gives them, with the images `make` builds."""
+    return [
+        "jobs", str(HELM_DIR / lib), "--namespace", namespace,
+        "--set", f"image.repository=taskq/{lib}", "--set", "image.tag=dev", *extra,
+    ]  # fmt: skip
+
+
+def opaque_secrets(api: client.ApiClient, namespace: str) -> dict[str, dict[str, str]]:
+    """The namespace's Secrets of type Opaque (the chart's; not Helm's release records), by name."""
+    items = client.CoreV1Api(api).list_namespaced_secret(namespace).items
+    return {s.metadata.name: s.data for s in items if s.type == "Opaque"}

@@ -13,21 +13,13 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 from kubernetes.dynamic import DynamicClient
 
-from tests.cluster.conftest import helm_cli, kubectl
+from tests.cluster.conftest import helm_cli, kubectl, opaque_secrets, readme_install_args
 from tests.helm.render import HELM_DIR, values_file
 
 pytestmark = pytest.mark.cluster
 
 K8S_MINOR = "1.35"
 CRDS = HELM_DIR.parent / "tests" / "helm" / "crds"
-
-
-def install_args(lib: str, namespace: str, *extra: str) -> list[str]:
-    """The README's `helm install` line, with the images `make` builds."""
-    return [
-        "jobs", str(HELM_DIR / lib), "--namespace", namespace,
-        "--set", f"image.repository=taskq/{lib}", "--set", "image.tag=dev", *extra,
-    ]  # fmt: skip
 
 
 def manifest_objects(release: str, namespace: str, what: str = "manifest") -> list[dict]:
@@ -88,7 +80,7 @@ def test_every_object_of_the_chart_is_accepted_under_restricted_pod_security(
 ):
     namespace = restricted_namespace(f"{lib}-{variant}")
     extra = [] if variant == "default" else ["--values", str(values_file(lib, variant))]
-    installed = helm_cli("install", *install_args(lib, namespace, *extra))
+    installed = helm_cli("install", *readme_install_args(lib, namespace, *extra))
     # The API server's warnings (a pod template that `restricted` would refuse, a deprecated API)
     # reach helm's stderr.
     assert "Warning" not in installed.stderr and "PodSecurity" not in installed.stderr, installed.stderr
@@ -120,22 +112,15 @@ def test_an_upgrade_with_a_changed_setting_keeps_the_generated_passwords(lib: st
     """The charts generate passwords once and keep them (`lookup`, which only a real API server
     answers; `helm template` sees nothing and would make new ones)."""
     namespace = restricted_namespace(f"{lib}-upgrade")
-    helm_cli("install", *install_args(lib, namespace))
-    core, apps = client.CoreV1Api(api), client.AppsV1Api(api)
-
-    def secrets() -> dict[str, dict[str, str]]:
-        return {
-            s.metadata.name: s.data
-            for s in core.list_namespaced_secret(namespace).items
-            if s.type == "Opaque"
-        }
+    helm_cli("install", *readme_install_args(lib, namespace))
+    apps = client.AppsV1Api(api)
 
     def grace_period() -> int:
         worker = apps.read_namespaced_deployment(f"jobs-{lib}-worker", namespace)
         return worker.spec.template.spec.termination_grace_period_seconds
 
-    before, grace_before = secrets(), grace_period()
+    before, grace_before = opaque_secrets(api, namespace), grace_period()
     assert before and all(before.values()), before
-    helm_cli("upgrade", *install_args(lib, namespace, "--set", "jobs.timeLimitSeconds=120"))
+    helm_cli("upgrade", *readme_install_args(lib, namespace, "--set", "jobs.timeLimitSeconds=120"))
     assert grace_period() != grace_before, "the upgrade changed nothing"
-    assert secrets() == before
+    assert opaque_secrets(api, namespace) == before

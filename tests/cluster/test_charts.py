@@ -20,9 +20,15 @@ import requests
 import yaml
 from kubernetes import client, watch
 
-from tests.cluster.conftest import RESTRICTED, helm_cli, kubectl, load_images
+from tests.cluster.conftest import (
+    RESTRICTED,
+    helm_cli,
+    kubectl,
+    load_images,
+    opaque_secrets,
+    readme_install_args,
+)
 from tests.conftest import MEASUREMENTS
-from tests.helm.render import HELM_DIR
 
 pytestmark = pytest.mark.cluster
 
@@ -41,14 +47,13 @@ def image_values(component: str, variable: str) -> list[str]:
 
 def install_args(lib: str, namespace: str, *extra: str) -> list[str]:
     """The README's `helm install` line with the images built here and the test timings."""
-    return [
-        "jobs", str(HELM_DIR / lib), "--namespace", namespace,
-        "--set", f"image.repository=taskq/{lib}", "--set", "image.tag=dev",
+    return readme_install_args(
+        lib, namespace,
         *image_values("redis", "REDIS_IMAGE"), *image_values("postgres", "POSTGRES_IMAGE"),
         "--set", f"jobs.timeLimitSeconds={TIME_LIMIT_S}",
         "--set", f"jobs.tickIntervalSeconds={TICK_INTERVAL_S}",
         *extra,
-    ]  # fmt: skip
+    )  # fmt: skip
 
 
 @dataclass
@@ -218,23 +223,17 @@ def test_a_rollout_of_the_workers_loses_no_job_and_cuts_none_short(release: Rele
 
 
 def test_an_upgrade_rolls_the_pods_and_keeps_the_generated_passwords(release: Release):
-    core = client.CoreV1Api(release.api)
-
-    def secrets():
-        return {
-            s.metadata.name: s.data
-            for s in core.list_namespaced_secret(release.namespace).items
-            if s.type == "Opaque"
-        }
-
-    passwords, workers = secrets(), {p.metadata.name for p in release.pods("worker")}
+    passwords, workers = (
+        opaque_secrets(release.api, release.namespace),
+        {p.metadata.name for p in release.pods("worker")},
+    )
     helm_cli(
         "upgrade",
         *install_args(release.lib, release.namespace, "--set", "jobs.retryBaseSeconds=3"),
         "--wait", "--timeout", "5m",
         timeout=320,
     )  # fmt: skip
-    assert secrets() == passwords
+    assert opaque_secrets(release.api, release.namespace) == passwords
     assert not workers & {p.metadata.name for p in release.pods("worker")}, "the workers were not rolled"
     key = f"upgraded-{uuid.uuid4().hex[:6]}"
     release.post_job(task="demo", key=key, sleep_s=0)
