@@ -136,7 +136,7 @@ CLUSTER_STATE ?= /var/lib/taskq-cluster
 CLUSTER_ENV := KUBECONFIG=$(CLUSTER_STATE)/admin.kubeconfig TASKQ_KUBECTL=$(CLUSTER_STATE)/kubectl TASKQ_CLUSTER_STATE=$(CLUSTER_STATE)
 
 .PHONY: cluster-build
-cluster-build: ## build the test cluster's Kubernetes 1.35, etcd and CoreDNS from Go modules (cached; cold: about 10 minutes)
+cluster-build: ## build the test cluster's Kubernetes 1.35, etcd, CoreDNS and kube-router from Go modules (cached; cold: about 10 minutes)
 	@scripts/cluster/build.sh >/dev/null
 
 .PHONY: cluster-up

@@ -17,7 +17,8 @@ apt_updated=0
 apt_install() {
   local missing=()
   for pkg in "$@"; do
-    dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+    # Installed, not merely known: a removed package keeps its status ("rc") and its config.
+    [ "$(dpkg-query -W -f '${db:Status-Abbrev}' "$pkg" 2>/dev/null)" = "ii " ] || missing+=("$pkg")
   done
   [ "${#missing[@]}" -eq 0 ] && return 0
   if [ "$apt_updated" -eq 0 ]; then
@@ -70,8 +71,8 @@ ensure_npm() {
 # certificates, its bridges and rules; Go builds the rest (preinstalled on our machines; Debian's
 # golang-go 1.19 is too old).
 ensure_cluster_tools() {
-  apt_install containerd runc containernetworking-plugins conntrack openssl curl iproute2 iptables
-  command -v go >/dev/null 2>&1 || { log "Go 1.25 or newer is needed for the test cluster (make test-cluster)"; exit 1; }
+  apt_install containerd runc containernetworking-plugins conntrack openssl curl iproute2 iptables ipset
+  command -v go >/dev/null 2>&1 || { log "Go 1.26 or newer is needed for the test cluster (make test-cluster)"; exit 1; }
 }
 
 ensure_docker_engine

@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Builds the cluster's binaries from our Go modules, k8s/ (Kubernetes, the etcd it pins, the pod
-# sandbox's pause) and coredns/, into the cache, once per source: prints the folder. A cold build
+# sandbox's pause), coredns/ and kube-router/, into the cache, once per source: prints the folder. A cold build
 # downloads ~0.8 GB of modules and compiles for about 10 minutes on 2 cores; a warm one returns
 # at once.
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname "$0")/lib.sh"
 
-command -v go >/dev/null || die "no Go toolchain: install Go 1.25 or newer (k8s/go.mod says go 1.25.0)"
+command -v go >/dev/null || die "no Go toolchain: install Go 1.26 or newer (kube-router/go.mod says go 1.26.0)"
 bin="$(bin_dir)"
 if [ -f "$bin/.complete" ]; then
   printf '%s\n' "$bin"
@@ -26,7 +26,7 @@ packages=()
 for component in "${COMPONENTS[@]}"; do
   case "$component" in
     etcd | pause) packages+=("./cmd/$component") ;;
-    coredns) ;;
+    coredns | kube-router) ;;
     *) packages+=("k8s.io/kubernetes/cmd/$component") ;;
   esac
 done
@@ -41,6 +41,9 @@ CGO_ENABLED=0 go build -mod=readonly -trimpath -tags selinux,notest -ldflags "$l
   -o "$bin.partial/" "${packages[@]}"
 cd "$CLUSTER_DIR/coredns"
 CGO_ENABLED=0 go build -mod=readonly -trimpath -ldflags "-s -w" -o "$bin.partial/coredns" .
+cd "$CLUSTER_DIR/kube-router"
+CGO_ENABLED=0 go build -mod=readonly -trimpath -ldflags "-s -w" -o "$bin.partial/kube-router" \
+  github.com/cloudnativelabs/kube-router/v2/cmd/kube-router
 touch "$bin.partial/.complete"
 mv "$bin.partial" "$bin"
 # Binaries of an older source are never used again (~0.3 GB each).

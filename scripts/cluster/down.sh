@@ -55,8 +55,8 @@ done
 awk -v prefix="$STATE/" 'index($2, prefix) == 1 {print $2}' /proc/mounts | sort -r |
   while read -r mount; do umount -l "$mount" 2>/dev/null || true; done
 
-# iptables: every rule we added carries our comment; kube-proxy's chains start KUBE-, the CNI
-# plugins' CNI-. Jumps to those chains go first, then the chains.
+# iptables: every rule we added carries our comment; kube-proxy's and kube-router's chains start
+# KUBE-, the CNI plugins' CNI-. Jumps to those chains go first, then the chains.
 for table in filter nat mangle; do
   rules="$(iptables-save -t "$table" 2>/dev/null | grep -E -- "--comment $RULE_TAG|-j (KUBE|CNI)-" | grep '^-A' || true)"
   while read -r rule; do
@@ -68,6 +68,11 @@ for table in filter nat mangle; do
   for chain in $(iptables-save -t "$table" 2>/dev/null | awk -F'[: ]' '/^:(KUBE|CNI)-/ {print $2}'); do
     iptables -t "$table" -X "$chain" 2>/dev/null || true
   done
+done
+
+# kube-router's address sets, now that no rule refers to them.
+for set in $(ipset list -n 2>/dev/null | grep -E '^(KUBE-|kube-router)' || true); do
+  ipset destroy "$set" 2>/dev/null || true
 done
 
 for link in "$POD_BRIDGE" "$NODE_BRIDGE"; do

@@ -13,8 +13,8 @@ STATE="${TASKQ_CLUSTER_STATE:-/var/lib/taskq-cluster}"
 KUBECONFIG_PATH="$STATE/admin.kubeconfig"
 
 # The binaries built: Kubernetes' from k8s/ (and the etcd it pins, and the pod sandbox's pause),
-# the DNS add-on's from coredns/.
-COMPONENTS=(etcd kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl pause coredns)
+# the DNS add-on's from coredns/, the NetworkPolicy enforcer's from kube-router/.
+COMPONENTS=(etcd kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl pause coredns kube-router)
 
 # Addresses: the node's own on a bridge of ours (nothing listens on the host's network
 # interface), the Service range, the pod range; none leaves the machine (guard rules in up.sh).
@@ -47,7 +47,7 @@ die() { log "error: $*"; exit 1; }
 bin_dir() {
   local stamp
   stamp="$(cat "$CLUSTER_DIR/build.sh" \
-    <(find "$CLUSTER_DIR/k8s" "$CLUSTER_DIR/coredns" -type f -print0 | sort -z | xargs -0 cat) \
+    <(find "$CLUSTER_DIR/k8s" "$CLUSTER_DIR/coredns" "$CLUSTER_DIR/kube-router" -type f -print0 | sort -z | xargs -0 cat) \
     <(go version) <(printf '%s\n' "${COMPONENTS[@]}") | sha256sum | cut -c1-16)"
   printf '%s/bin-%s\n' "$CACHE" "$stamp"
 }

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Starts the single-node test cluster as host processes (no systemd here), in the order
 # Kubernetes' own local-up-cluster.sh uses: etcd, the API server, the controller manager and
-# scheduler, containerd, the kubelet and kube-proxy, then CoreDNS in the cluster. Idempotent: a
+# scheduler, containerd, the kubelet and kube-proxy, then kube-router's NetworkPolicy firewall,
+# then CoreDNS in the cluster. Idempotent: a
 # healthy cluster is left as it is; anything else is taken down and started afresh. Prints the
 # kubeconfig's path. `down.sh` undoes all of it.
 set -euo pipefail
@@ -9,9 +10,9 @@ set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
 [ "$(id -u)" -eq 0 ] || die "run as root: the cluster adds a bridge and iptables rules, and runs a kubelet"
-for tool in containerd runc ctr openssl curl ip iptables docker /usr/lib/cni/bridge; do
+for tool in containerd runc ctr openssl curl ip iptables ipset docker /usr/lib/cni/bridge; do
   command -v "$tool" >/dev/null ||
-    die "$tool is missing: scripts/host-setup.sh installs it (Debian: containerd runc containernetworking-plugins openssl curl iproute2 iptables docker.io)"
+    die "$tool is missing: scripts/host-setup.sh installs it (Debian: containerd runc containernetworking-plugins openssl curl iproute2 iptables ipset docker.io)"
 done
 started=$SECONDS
 bin="$("$CLUSTER_DIR/build.sh")"
@@ -26,8 +27,10 @@ kubectl() { "$bin/kubectl" --kubeconfig "$KUBECONFIG_PATH" "$@"; }
 node_ready() {
   [ "$(kubectl get node "$NODE_NAME" -o 'jsonpath={.status.conditions[?(@.type=="Ready")].status}' 2>/dev/null)" = True ]
 }
+# kube-router has synced once: FORWARD jumps to its chain.
+firewall_ready() { [[ "$(iptables -S FORWARD 2>/dev/null)" == *"-j KUBE-ROUTER-FORWARD"* ]]; }
 cluster_ready() {
-  [ "$(cat "$STATE/bin" 2>/dev/null)" = "$bin" ] && api_ready && node_ready &&
+  [ "$(cat "$STATE/bin" 2>/dev/null)" = "$bin" ] && api_ready && node_ready && firewall_ready &&
     [ "$(kubectl -n kube-system get deploy coredns -o 'jsonpath={.status.readyReplicas}' 2>/dev/null)" = 1 ]
 }
 if cluster_ready; then
@@ -233,6 +236,15 @@ start kube-proxy "$bin/kube-proxy" --config "$STATE/kube-proxy.yaml"
 
 wait_for "node $NODE_NAME Ready" 120 node_ready
 log "node Ready after $((SECONDS - started)) s"
+
+# NetworkPolicy enforcement (iptables and ipsets, which pods' bridged traffic meets through
+# br_netfilter); the rest of kube-router is off: routes, Services and the CNI are ours. No health
+# port: it would listen on every interface.
+start kube-router "$bin/kube-router" --kubeconfig "$KUBECONFIG_PATH" \
+  --hostname-override "$NODE_NAME" --service-cluster-ip-range "$SERVICE_NET" \
+  --run-firewall=true --run-router=false --run-service-proxy=false --enable-cni=false \
+  --health-port 0 --metrics-port 0
+wait_for "kube-router's firewall" 60 firewall_ready
 
 sed -e "s|@DNS_IP@|$DNS_IP|g" -e "s|@COREDNS_IMAGE@|$COREDNS_IMAGE|g" "$CLUSTER_DIR/addons/coredns.yaml" |
   kubectl apply -f - >/dev/null

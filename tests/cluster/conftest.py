@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -58,6 +59,18 @@ def helm_cli(*args: str, **kwargs) -> subprocess.CompletedProcess:
 
 
 RESTRICTED = {f"pod-security.kubernetes.io/{mode}": "restricted" for mode in ("enforce", "warn", "audit")}
+# A non-root, read-only container as Pod Security `restricted` requires.
+RESTRICTED_CONTAINER = {
+    "imagePullPolicy": "Never",
+    "securityContext": {
+        "runAsNonRoot": True,
+        "runAsUser": 10001,
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "capabilities": {"drop": ["ALL"]},
+        "seccompProfile": {"type": "RuntimeDefault"},
+    },
+}
 
 
 @pytest.fixture
@@ -103,3 +116,12 @@ def opaque_secrets(api: client.ApiClient, namespace: str) -> dict[str, dict[str,
     """The namespace's Secrets of type Opaque (the chart's; not Helm's release records), by name."""
     items = client.CoreV1Api(api).list_namespaced_secret(namespace).items
     return {s.metadata.name: s.data for s in items if s.type == "Opaque"}
+
+
+def wait_for_phase(core: client.CoreV1Api, namespace: str, name: str, phases: set[str], timeout: float = 120):
+    deadline = time.monotonic() + timeout
+    while (phase := core.read_namespaced_pod(name, namespace).status.phase) not in phases:
+        assert phase in {"Pending", "Running"}, f"pod {name}: {phase}"
+        assert time.monotonic() < deadline, f"pod {name} still {phase} after {timeout} s"
+        time.sleep(1)
+    return phase

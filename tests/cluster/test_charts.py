@@ -2,7 +2,8 @@
 from the images `make` builds, `helm test`, then the contract's promises under Kubernetes'
 own operations: jobs run once; a rollout of the workers loses and cuts short no job; an upgrade
 rolls the pods and keeps the passwords; a killed worker's job is redelivered; two schedulers
-fire each slot once."""
+fire each slot once. And (M3) its NetworkPolicies, enforced: only the release's pods reach its
+Redis and Postgres."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,13 +24,16 @@ from kubernetes import client, watch
 
 from tests.cluster.conftest import (
     RESTRICTED,
+    RESTRICTED_CONTAINER,
     helm_cli,
     kubectl,
     load_images,
     opaque_secrets,
     readme_install_args,
+    wait_for_phase,
 )
 from tests.conftest import MEASUREMENTS
+from tests.integration.stack import wait_for
 
 pytestmark = pytest.mark.cluster
 
@@ -83,14 +88,6 @@ class Release:
         return [p for p in pods if not p.metadata.deletion_timestamp]
 
 
-def wait_for(what: str, check, timeout: float, interval: float = 1.0):
-    deadline = time.monotonic() + timeout
-    while not (result := check()):
-        assert time.monotonic() < deadline, f"{what}: not within {timeout} s"
-        time.sleep(interval)
-    return result
-
-
 def bind_volumes(api: client.ApiClient, lib: str, namespace: str) -> list[str]:
     """A hostPath volume, writable by the datastores' non-root users, bound ahead of time to each
     claim the chart's StatefulSets will make (the cluster has no provisioner)."""
@@ -139,11 +136,11 @@ def release(lib: str, api: client.ApiClient) -> Iterator[Release]:
         yield Release(lib, namespace, api, f"http://{service.spec.cluster_ip}:{service.spec.ports[0].port}")
     finally:
         core.delete_namespace(namespace)
-        wait_for(
-            "the namespace's deletion",
-            lambda: namespace not in {n.metadata.name for n in core.list_namespace().items},
-            180,
-        )
+
+        def namespaces() -> set[str]:
+            return {n.metadata.name for n in core.list_namespace().items}
+
+        wait_for(namespaces, lambda ns: namespace not in ns, 180, 1)
         for name in volumes:
             core.delete_persistent_volume(name)
 
@@ -152,15 +149,83 @@ def test_helm_test_passes(release: Release):
     helm_cli("test", "jobs", "--namespace", release.namespace, "--timeout", "3m", timeout=240)
 
 
+# Connects to each HOST:PORT once a second for ROUNDS rounds; prints what happened each time.
+PROBE = """
+import socket, sys, time
+rounds, targets = int(sys.argv[1]), sys.argv[2:]
+for round in range(rounds):
+    for target in targets:
+        host, port = target.rsplit(":", 1)
+        try:
+            socket.create_connection((host, int(port)), timeout=2).close()
+            print(round, target, "open", flush=True)
+        except OSError as error:
+            print(round, target, type(error).__name__, flush=True)
+    time.sleep(1)
+"""
+PROBE_ROUNDS = 15
+
+
+def probe_datastores(release: Release, labels: dict[str, str]) -> dict[str, list[str]]:
+    """From a pod of the app's image with these labels, in the release's namespace: each
+    datastore Service's port, tried PROBE_ROUNDS times; what each try gave, by target."""
+    core, name = client.CoreV1Api(release.api), f"probe-{uuid.uuid4().hex[:6]}"
+    targets = [f"jobs-{release.lib}-redis:6379", f"jobs-{release.lib}-postgres:5432"]
+    container = {**RESTRICTED_CONTAINER, "name": "probe", "image": f"taskq/{release.lib}:dev"}
+    container["command"] = ["python", "-c", PROBE, str(PROBE_ROUNDS), *targets]
+    core.create_namespaced_pod(
+        release.namespace,
+        {
+            "metadata": {"name": name, "labels": labels},
+            "spec": {"restartPolicy": "Never", "containers": [container]},
+        },
+    )
+    try:
+        phase = wait_for_phase(core, release.namespace, name, {"Succeeded", "Failed"}, timeout=120)
+        log = core.read_namespaced_pod_log(name, release.namespace)
+        assert phase == "Succeeded", log
+    finally:
+        core.delete_namespaced_pod(name, release.namespace, grace_period_seconds=0)
+    outcomes: dict[str, list[str]] = {target: [] for target in targets}
+    for line in log.splitlines():
+        _, target, outcome = line.split()
+        outcomes[target].append(outcome)
+    assert all(len(tries) == PROBE_ROUNDS for tries in outcomes.values()), log
+    return outcomes
+
+
+def test_only_the_releases_pods_reach_redis_and_postgres(release: Release):
+    """The chart's NetworkPolicies, enforced (kube-router): the same pod with the release's
+    labels reaches both datastores, and without them reaches neither."""
+    app_labels = release.pods("app")[0].metadata.labels
+    release_labels = {k: app_labels[k] for k in ("app.kubernetes.io/name", "app.kubernetes.io/instance")}
+    with ThreadPoolExecutor(2) as pool:
+        member = pool.submit(probe_datastores, release, {**release_labels, "probe": "member"})
+        outsider = pool.submit(probe_datastores, release, {"probe": "outsider"})
+        member, outsider = member.result(), outsider.result()
+    for target, tries in member.items():
+        # The enforcer lets a new pod's address in when it learns of the pod, a moment after
+        # the pod starts; from then on, every try connects.
+        assert "open" in tries, (target, tries)
+        assert set(tries[tries.index("open") :]) == {"open"}, (target, tries)
+    for target, tries in outsider.items():
+        # Refused (kube-router's REJECT) or unanswered: never open, and never a name or route
+        # failure, which would pass without any policy.
+        assert set(tries) <= {"ConnectionRefusedError", "TimeoutError"}, (target, tries)
+
+
 def test_jobs_posted_through_the_app_service_run_once(release: Release):
     keys = [f"once-{i}-{uuid.uuid4().hex[:6]}" for i in range(5)]
     for key in keys:
         release.post_job(task="demo", key=key, sleep_s=0)
         release.post_job(task="demo", key=key, sleep_s=0)  # the same key twice: one effect
-    done = wait_for("effects", lambda: all(release.get(f"/effects/{k}")["effects"] == 1 for k in keys), 60)
-    assert done
+
+    def effects() -> list[int]:
+        return [release.get(f"/effects/{k}")["effects"] for k in keys]
+
+    wait_for(effects, lambda counts: counts == [1] * len(keys), 60)
     time.sleep(2)
-    assert [release.get(f"/effects/{k}")["effects"] for k in keys] == [1] * len(keys)
+    assert effects() == [1] * len(keys)
 
 
 class TerminatedWorkers:
@@ -194,7 +259,7 @@ def test_a_rollout_of_the_workers_loses_no_job_and_cuts_none_short(release: Rele
     keys = [f"rollout-{i}-{uuid.uuid4().hex[:6]}" for i in range(6)]
     for key in keys:
         release.post_job(task="demo", key=key, sleep_s=6)
-    wait_for("a job running", lambda: any(release.get(f"/effects/{k}")["attempts"] for k in keys), 30, 0.2)
+    wait_for(lambda: [release.get(f"/effects/{k}")["attempts"] for k in keys], any, 30)
     watcher = TerminatedWorkers(release)
     kubectl("-n", release.namespace, "rollout", "restart", f"deploy/{release.deployment('worker')}")
     kubectl(
@@ -207,12 +272,12 @@ def test_a_rollout_of_the_workers_loses_no_job_and_cuts_none_short(release: Rele
         timeout=320,
     )
 
-    def all_done():
-        effects = [release.get(f"/effects/{k}") for k in keys]
-        return effects if all(e["effects"] == 1 for e in effects) else None
-
-    effects = wait_for("every job's effect", all_done, REDELIVERY_BOUND_S)
-    wait_for("the old workers' last status", lambda: before <= set(watcher.ended), 60)
+    effects = wait_for(
+        lambda: [release.get(f"/effects/{k}") for k in keys],
+        lambda effects: all(e["effects"] == 1 for e in effects),
+        REDELIVERY_BOUND_S, 1,
+    )  # fmt: skip
+    wait_for(lambda: set(watcher.ended), lambda ended: before <= ended, 60)
     watcher.stop()
     # One attempt each: a job cut short by the rollout would have been run again.
     assert [e["attempts"] for e in effects] == [1] * len(keys), effects
@@ -237,21 +302,17 @@ def test_an_upgrade_rolls_the_pods_and_keeps_the_generated_passwords(release: Re
     assert not workers & {p.metadata.name for p in release.pods("worker")}, "the workers were not rolled"
     key = f"upgraded-{uuid.uuid4().hex[:6]}"
     release.post_job(task="demo", key=key, sleep_s=0)
-    wait_for("a job after the upgrade", lambda: release.get(f"/effects/{key}")["effects"] == 1, 60)
+    wait_for(lambda: release.get(f"/effects/{key}")["effects"], lambda effects: effects == 1, 60)
 
 
 def test_a_killed_workers_job_is_redelivered_within_the_bound(release: Release):
     key = f"killed-{uuid.uuid4().hex[:6]}"
     release.post_job(task="demo", key=key, sleep_s=8)
-    wait_for("the job to start", lambda: release.get(f"/effects/{key}")["attempts"] == 1, 30, 0.2)
+    wait_for(lambda: release.get(f"/effects/{key}")["attempts"], lambda attempts: attempts == 1, 30)
     killed = dt.datetime.now(dt.UTC)
     for pod in release.pods("worker"):
         kubectl("-n", release.namespace, "delete", "pod", pod.metadata.name, "--grace-period=0", "--force")
-    wait_for(
-        "the redelivered job's effect",
-        lambda: release.get(f"/effects/{key}")["effects"] == 1,
-        REDELIVERY_BOUND_S,
-    )
+    wait_for(lambda: release.get(f"/effects/{key}")["effects"], lambda n: n == 1, REDELIVERY_BOUND_S)
     MEASUREMENTS.append(
         f"{release.lib}: the killed workers' job done again"
         f" {(dt.datetime.now(dt.UTC) - killed).total_seconds():.0f} s later (bound {REDELIVERY_BOUND_S} s)"

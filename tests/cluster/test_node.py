@@ -5,28 +5,17 @@ from __future__ import annotations
 
 import os
 import socket
-import time
 import uuid
+from pathlib import Path
 
 import pytest
 from kubernetes import client
 
-from tests.cluster.conftest import load_images, run
+from tests.cluster.conftest import RESTRICTED_CONTAINER, load_images, run, wait_for_phase
+from tests.conftest import REPO
 
 pytestmark = pytest.mark.cluster
 
-# A non-root, read-only container as Pod Security `restricted` requires.
-RESTRICTED_CONTAINER = {
-    "imagePullPolicy": "Never",
-    "securityContext": {
-        "runAsNonRoot": True,
-        "runAsUser": 10001,
-        "allowPrivilegeEscalation": False,
-        "readOnlyRootFilesystem": True,
-        "capabilities": {"drop": ["ALL"]},
-        "seccompProfile": {"type": "RuntimeDefault"},
-    },
-}
 SERVER = (
     "import http.server, os\n"
     "class Hello(http.server.BaseHTTPRequestHandler):\n"
@@ -51,21 +40,27 @@ def python_image() -> str:
     return image
 
 
-def wait_for_phase(core: client.CoreV1Api, namespace: str, name: str, phases: set[str], timeout: float = 120):
-    deadline = time.monotonic() + timeout
-    while (phase := core.read_namespaced_pod(name, namespace).status.phase) not in phases:
-        assert phase in {"Pending", "Running"}, f"pod {name}: {phase}"
-        assert time.monotonic() < deadline, f"pod {name} still {phase} after {timeout} s"
-        time.sleep(1)
-    return phase
-
-
 def test_the_node_is_ready_and_runs_the_kubelet_we_build(api):
     (node,) = client.CoreV1Api(api).list_node().items
     ready = next(c for c in node.status.conditions if c.type == "Ready")
     assert ready.status == "True", ready
     assert node.status.node_info.kubelet_version.startswith("v1.35."), node.status.node_info
     assert node.status.node_info.container_runtime_version.startswith("containerd://"), node.status.node_info
+
+
+def test_up_again_leaves_the_running_cluster_as_it_is(api):
+    """`make cluster-up` on a healthy cluster (NetworkPolicy firewall included) restarts nothing."""
+    run_dir = Path(os.environ["TASKQ_CLUSTER_STATE"]) / "run"
+
+    def daemons() -> dict[str, int]:
+        return {f.stem: int(f.read_text()) for f in run_dir.glob("*.pid")}
+
+    before = daemons()
+    assert {"kube-apiserver", "kubelet", "kube-router"} <= set(before), before
+    run(str(REPO / "scripts" / "cluster" / "up.sh"), timeout=120)
+    assert daemons() == before
+    for name, pid in before.items():
+        assert Path(f"/proc/{pid}").exists(), f"{name} ({pid}) is gone"
 
 
 def test_a_pod_from_a_local_image_is_reached_through_a_service_by_its_dns_name(
