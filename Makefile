@@ -162,15 +162,7 @@ test-integration: venv extra-ca ## integration tests against every stack (Docker
 .PHONY: test
 test: test-static test-toolkit test-integration test-cluster ## the whole suite: static, the toolkit's own, every stack's integration tests, then the charts on the test cluster
 
-.PHONY: export
-export: ## copy the LIB demo stack (with the toolkit's source) into another repository: make export DEST=../app
-	@test -n "$(DEST)" || { echo "usage: make export LIB=$(LIB) DEST=path/to/repo" >&2; exit 2; }
-	mkdir -p $(DEST)/recipes/demos $(DEST)/compose $(DEST)/scripts
-	cp -R recipes/taskq $(DEST)/recipes/
-	cp -R recipes/demos/$(LIB) recipes/demos/common recipes/demos/Dockerfile $(DEST)/recipes/demos/
-	cp -R compose/$(LIB) $(DEST)/compose/
-	rm -f $(DEST)/compose/$(LIB)/.env
-	cp scripts/entrypoint.sh $(DEST)/scripts/
-	cp .dockerignore $(DEST)/.dockerignore
-	@if [ -e $(DEST)/pyproject.toml ]; then echo "kept $(DEST)/pyproject.toml: the image build needs this repository's (the toolkit's) at the build context's root"; else cp pyproject.toml $(DEST)/; fi
-	@echo "copied; start it with: cd $(DEST) && cp compose/$(LIB)/.env.example compose/$(LIB)/.env && docker compose -f compose/$(LIB)/compose.yaml up --build --wait"
+.PHONY: adopt
+adopt: ## copy LIB's deployment pieces into your repository's deploy/taskq/, changing none of its files: make adopt DEST=../app [DRY_RUN=1] [FORCE=1]
+	@test -n "$(DEST)" || { echo "usage: make adopt LIB=$(LIB) DEST=path/to/repo [DRY_RUN=1] [FORCE=1]" >&2; exit 2; }
+	@python3 scripts/adopt.py $(LIB) "$(DEST)" $(if $(DRY_RUN),--dry-run) $(if $(FORCE),--force)

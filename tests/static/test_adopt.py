@@ -1,0 +1,189 @@
+"""`make adopt`: the toolkit's deployment pieces copied into a user's repository, which already
+has its own Dockerfile, ignore files, compose file and .env; none of them changes but for one
+marked block appended to .dockerignore."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from taskq._version import __version__
+from tests.conftest import REPO
+from tests.helm.render import NAMESPACE, RELEASE, helm
+
+USER_FILES = {
+    "Dockerfile": "FROM python:3.12-slim\nCOPY . /src\nRUN pip install /src\n",
+    ".dockerignore": "# the app's own\n.git\n**/__pycache__\n.venv",  # no newline at the end
+    ".gitignore": ".venv/\n__pycache__/\n",
+    "compose.yaml": "services:\n  web:\n    build: .\n    ports: ['8000:8000']\n",
+    ".env": "DJANGO_SECRET_KEY=theirs\n",
+    "deploy/k8s/web.yaml": "kind: Deployment\n",
+    "src/app/__init__.py": "",
+}
+
+
+def git(repo: Path, *args: str) -> str:
+    return subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True, check=True).stdout
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    """A user's repository, everything committed."""
+    repo = tmp_path / "app"
+    for name, content in USER_FILES.items():
+        (repo / name).parent.mkdir(parents=True, exist_ok=True)
+        (repo / name).write_text(content)
+    git(repo, "init", "-q")
+    git(repo, "add", "-A")
+    git(repo, "-c", "user.name=u", "-c", "user.email=u@example.com", "commit", "-qm", "app")
+    return repo
+
+
+def adopt(repo: Path, lib: str = "celery", **options: str) -> subprocess.CompletedProcess:
+    """The command as the README gives it: make adopt LIB=… DEST=… [DRY_RUN=1] [FORCE=1]."""
+    args = [f"{name}={value}" for name, value in options.items()]
+    return subprocess.run(
+        ["make", "-s", "-C", str(REPO), "adopt", f"LIB={lib}", f"DEST={repo}", *args],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def snapshot(repo: Path) -> dict[str, bytes]:
+    return {
+        p.relative_to(repo).as_posix(): p.read_bytes()
+        for p in sorted(repo.rglob("*"))
+        if p.is_file() and ".git" not in p.relative_to(repo).parts
+    }
+
+
+def test_adopting_adds_files_under_one_folder_and_changes_none_but_an_appended_block(repo: Path, lib: str):
+    result = adopt(repo, lib)
+    assert result.returncode == 0, result.stderr
+    changed = git(repo, "status", "--porcelain", "--untracked-files=all").splitlines()
+    assert {line[3:] for line in changed if not line.startswith("??")} == {".dockerignore"}, changed
+    assert all(line[3:].startswith("deploy/taskq/") for line in changed if line.startswith("??")), changed
+    for name, content in USER_FILES.items():
+        now = (repo / name).read_text()
+        assert now.startswith(content), name  # appended to, never rewritten
+        assert name == ".dockerignore" or now == content, name
+    # The whole diff of the repository's own files: the block's 3 lines added, and no line gone
+    # (git shows the last line, which lacked its newline, as removed and added again).
+    diff = git(repo, "diff", "-U0").splitlines()
+    removed = [line[1:] for line in diff if line.startswith("-") and not line.startswith("---")]
+    added = [line[1:] for line in diff if line.startswith("+") and not line.startswith("+++")]
+    assert removed == [".venv"] and added[0] == ".venv" and len(added) == 4, diff
+
+
+def test_the_adoptions_env_is_ignored_by_git_and_left_out_of_image_builds(repo: Path):
+    assert adopt(repo).returncode == 0
+    (repo / "deploy/taskq/.env").write_text("REDIS_PASSWORD=secret\n")
+    assert git(repo, "check-ignore", "deploy/taskq/.env").strip() == "deploy/taskq/.env"
+    assert "deploy/taskq/.env" not in git(repo, "status", "--porcelain", "--untracked-files=all")
+    patterns = [
+        line for line in (repo / ".dockerignore").read_text().splitlines() if not line.startswith("#")
+    ]
+    assert "deploy/taskq/.env" in patterns
+    assert patterns[:3] == [".git", "**/__pycache__", ".venv"]  # the user's rules, first and unchanged
+
+
+def test_a_missing_dockerignore_is_created_with_only_the_block(repo: Path):
+    (repo / ".dockerignore").unlink()
+    assert adopt(repo).returncode == 0
+    lines = (repo / ".dockerignore").read_text().splitlines()
+    assert [line for line in lines if not line.startswith("#")] == ["deploy/taskq/.env"]
+
+
+def test_what_it_writes_is_stamped_with_the_toolkit_version_and_every_files_digest(repo: Path):
+    assert adopt(repo, "rq").returncode == 0
+    manifest = json.loads((repo / "deploy/taskq/taskq-adopt.json").read_text())
+    assert manifest["toolkit"] == __version__ and manifest["library"] == "rq"
+    on_disk = {
+        p.relative_to(repo).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in (repo / "deploy/taskq").rglob("*")
+        if p.is_file() and p.name != "taskq-adopt.json"
+    }
+    assert manifest["files"] == on_disk
+    assert f"taskq-toolkit {__version__}" in (repo / "deploy/taskq/README.md").read_text()
+
+
+def test_the_dry_run_lists_each_step_and_writes_nothing(repo: Path):
+    before = snapshot(repo)
+    result = adopt(repo, DRY_RUN="1")
+    assert result.returncode == 0, result.stderr
+    assert snapshot(repo) == before
+    steps = result.stdout.splitlines()
+    assert "would append to .dockerignore" in steps
+    assert "would create deploy/taskq/entrypoint.sh" in steps
+
+
+def test_a_second_run_is_a_no_op(repo: Path):
+    assert adopt(repo).returncode == 0
+    before = snapshot(repo)
+    result = adopt(repo)
+    assert result.returncode == 0, result.stderr
+    assert "nothing to do" in result.stdout
+    assert snapshot(repo) == before
+
+
+def test_a_file_of_the_users_in_the_way_is_named_and_nothing_is_written_even_with_force(repo: Path):
+    (repo / "deploy/taskq").mkdir(parents=True)
+    (repo / "deploy/taskq/README.md").write_text("our own notes\n")
+    before = snapshot(repo)
+    for options in ({}, {"FORCE": "1"}):
+        result = adopt(repo, **options)
+        assert result.returncode != 0
+        assert "deploy/taskq/README.md: exists and is not the toolkit's" in result.stderr
+        assert snapshot(repo) == before
+
+
+def test_force_replaces_only_what_an_earlier_adoption_wrote(repo: Path):
+    assert adopt(repo).returncode == 0
+    ours = repo / "deploy/taskq/entrypoint.sh"
+    ours.write_text('#!/bin/sh\nexec "$@"  # edited\n')
+    (repo / "deploy/taskq/notes.md").write_text("the user's\n")
+    refused = adopt(repo)
+    assert refused.returncode != 0
+    assert "deploy/taskq/entrypoint.sh: an earlier adoption wrote it and it differs now" in refused.stderr
+    assert "edited" in ours.read_text()
+    assert adopt(repo, FORCE="1").returncode == 0
+    assert ours.read_bytes() == (REPO / "scripts/entrypoint.sh").read_bytes()
+    assert ours.stat().st_mode & 0o111
+    assert (repo / "deploy/taskq/notes.md").read_text() == "the user's\n"
+
+
+def test_adopting_another_library_over_an_adoption_needs_force(repo: Path):
+    assert adopt(repo, "celery").returncode == 0
+    refused = adopt(repo, "arq")
+    assert refused.returncode != 0
+    assert "adopted the toolkit for 'celery', not 'arq'" in refused.stderr
+    assert not (repo / "deploy/taskq/helm/arq").exists()
+
+
+def test_an_unknown_library_or_missing_repository_is_refused_with_the_setting(repo: Path, tmp_path: Path):
+    unknown = adopt(repo, "huey")
+    assert unknown.returncode != 0 and "invalid choice: 'huey'" in unknown.stderr
+    missing = adopt(tmp_path / "nowhere")
+    assert missing.returncode != 0 and "DEST=" in missing.stderr and "no such folder" in missing.stderr
+
+
+def test_the_adopted_chart_renders_as_the_toolkits_own(repo: Path, lib: str):
+    assert adopt(repo, lib).returncode == 0
+
+    def template(chart: Path) -> list[dict]:
+        args = [str(helm()), "template", RELEASE, str(chart), "--namespace", NAMESPACE]
+        rendered = subprocess.check_output(args, text=True, stderr=subprocess.DEVNULL)
+        # Generated passwords differ from one render to the next.
+        return [
+            {**o, "data": None} if o["kind"] == "Secret" else o for o in yaml.safe_load_all(rendered) if o
+        ]
+
+    adopted = template(repo / "deploy/taskq/helm" / lib)
+    assert adopted and adopted == template(REPO / "helm" / lib)
+    assert not [p for p in (repo / "deploy/taskq").rglob("*") if p.is_symlink()]
