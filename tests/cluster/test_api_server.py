@@ -14,7 +14,7 @@ from kubernetes.client.exceptions import ApiException
 from kubernetes.dynamic import DynamicClient
 
 from tests.cluster.conftest import helm_cli, kubectl, opaque_secrets, readme_install_args
-from tests.helm.render import HELM_DIR, values_file
+from tests.helm.render import HELM_DIR, VALUES_FILES, values_file
 
 pytestmark = pytest.mark.cluster
 
@@ -74,7 +74,7 @@ def test_a_restricted_namespace_refuses_a_pod_that_runs_as_root(api, restricted_
     assert refused.value.status == 403 and "violates PodSecurity" in refused.value.body
 
 
-@pytest.mark.parametrize("variant", ["default", "all-features", "external-datastores"])
+@pytest.mark.parametrize("variant", ["default", *VALUES_FILES])
 def test_every_object_of_the_chart_is_accepted_under_restricted_pod_security(
     lib: str, variant: str, api, dynamic: DynamicClient, restricted_namespace: Callable[[str], str], crds
 ):

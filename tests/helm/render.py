@@ -16,8 +16,9 @@ HELM_DIR = REPO / "helm"
 # The Helm versions the charts are checked with (scripts/helm-tools.sh fetches both).
 HELM_VERSIONS = ["3.17.3", "4.1.4"]
 DEFAULT_HELM = "4.1.4"
-# Besides the defaults, each chart's ci/*-values.yaml (every feature on; external datastores).
-VALUES_FILES = ["all-features", "external-datastores"]
+# Besides the defaults, each chart's ci/*-values.yaml (every feature on; external datastores;
+# your own app's images, commands, Secrets and volumes, without the demo).
+VALUES_FILES = ["all-features", "external-datastores", "own-app"]
 NAMESPACE = "jobs"
 RELEASE = "demo"
 
@@ -98,7 +99,7 @@ def config_env(objects: list[dict]) -> dict[str, str]:
     return one(objects, "ConfigMap", "config")["data"]
 
 
-def notes(chart: str) -> str:
+def notes(chart: str, files: tuple[str, ...] = ()) -> str:
     """NOTES.txt as `helm install` prints it (Helm 4 renders it without a cluster)."""
     args = [
         str(helm(DEFAULT_HELM)),
@@ -108,6 +109,7 @@ def notes(chart: str) -> str:
         "--dry-run=client",
         "--namespace",
         NAMESPACE,
+        *(arg for name in files for arg in ("--values", str(values_file(chart, name)))),
     ]
     result = subprocess.run(args, capture_output=True, text=True, check=True)
     return result.stdout.partition("\nNOTES:\n")[2]

@@ -1,7 +1,9 @@
 {{- define "taskq.app.deployment" -}}
+{{- if .Values.app.enabled -}}
 {{- $container := include "taskq.app.container" . -}}
 {{- $strategy := dict "type" "RollingUpdate" "rollingUpdate" (dict "maxSurge" 1 "maxUnavailable" 0) -}}
 {{- include "taskq.recipeDeployment" (dict "component" "app" "context" . "replicas" .Values.app.replicas "strategy" $strategy "migrate" true "container" $container) -}}
+{{- end -}}
 {{- end -}}
 
 {{- define "taskq.app.container" -}}
@@ -19,6 +21,7 @@ livenessProbe:
 {{- end -}}
 
 {{- define "taskq.app.service" -}}
+{{- if .Values.app.enabled -}}
 {{- $scope := dict "component" "app" "context" . -}}
 apiVersion: v1
 kind: Service
@@ -33,9 +36,10 @@ spec:
   selector:
     {{- include "taskq.selectorLabels" $scope | nindent 4 }}
 {{- end -}}
+{{- end -}}
 
 {{- define "taskq.app.podDisruptionBudget" -}}
-{{- if .Values.app.podDisruptionBudget.enabled -}}
+{{- if and .Values.app.enabled .Values.app.podDisruptionBudget.enabled -}}
 {{- include "taskq.podDisruptionBudget" (dict "component" "app" "context" .) -}}
 {{- end -}}
 {{- end -}}

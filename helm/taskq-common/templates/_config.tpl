@@ -90,11 +90,17 @@ data:
 {{- end }}
 {{- end -}}
 
-{{/* A component's own env (a map, rendered in key order so the manifest is stable). */}}
+{{/* A component's own env (a map, rendered in key order so the manifest is stable): a string,
+or {valueFrom: …} for a key of a Secret or ConfigMap of yours. */}}
 {{- define "taskq.extraEnv" -}}
 {{- range $name, $value := . }}
 - name: {{ $name }}
+  {{- if kindIs "map" $value }}
+  valueFrom:
+    {{- toYaml $value.valueFrom | nindent 4 }}
+  {{- else }}
   value: {{ $value | quote }}
+  {{- end }}
 {{- end }}
 {{- end -}}
 

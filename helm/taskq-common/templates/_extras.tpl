@@ -34,11 +34,14 @@ spec:
 {{- end -}}
 
 {{/*
-`helm test <release>`: posts a demo job through the app and waits until its effect is recorded,
-which needs app, broker, worker and database to work together.
+`helm test <release>` tests what is deployed: tests.command when you give one (in the worker's
+image, with the worker's environment); else, with the demo app on, a demo job posted through
+the app until its effect is recorded (app, broker, worker and database together); else, that the
+worker's image reaches the broker with the chart's settings.
 */}}
 {{- define "taskq.testPod" -}}
 {{- $scope := dict "component" "test" "context" . -}}
+{{- $worker := .Values.worker -}}
 apiVersion: v1
 kind: Pod
 metadata:
@@ -51,9 +54,32 @@ metadata:
 spec:
   restartPolicy: Never
   automountServiceAccountToken: false
+  {{- with .Values.imagePullSecrets }}
+  imagePullSecrets:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
   securityContext:
     {{- include "taskq.podSecurityContext" (dict "uid" 10001) | nindent 4 }}
   containers:
+    {{- if or .Values.tests.command (not .Values.app.enabled) }}
+    - name: {{ ternary "test" "broker-answers" (not (empty .Values.tests.command)) }}
+      image: {{ include "taskq.componentImage" (dict "values" $worker "key" "worker" "context" .) }}
+      imagePullPolicy: {{ .Values.image.pullPolicy }}
+      command:
+        {{- if .Values.tests.command }}
+        {{- toYaml .Values.tests.command | nindent 8 }}
+        {{- else }}
+        - python
+        - -c
+        - |
+          import redis
+          from taskq.settings import Settings
+          url = Settings.from_env().require_redis_url()
+          print("broker answers:", redis.Redis.from_url(url, socket_timeout=10).ping())
+        {{- end }}
+      {{- include "taskq.recipeEnv" (dict "values" $worker "context" .) | nindent 6 }}
+      {{- include "taskq.volumeMounts" $worker | nindent 6 }}
+    {{- else }}
     - name: post-job-and-wait-for-effect
       image: {{ include "taskq.image" . }}
       imagePullPolicy: {{ .Values.image.pullPolicy }}
@@ -74,11 +100,20 @@ spec:
                   sys.exit(print("effect recorded", effect))
               time.sleep(1)
           sys.exit(f"no effect for {key} within {{ .Values.tests.timeoutSeconds }} s: is a worker running?")
+      volumeMounts:
+        - {name: tmp, mountPath: /tmp}
+    {{- end }}
       securityContext:
         {{- include "taskq.containerSecurityContext" . | nindent 8 }}
       resources:
         requests: {cpu: 10m, memory: 32Mi}
-        limits: {memory: 64Mi}
+        limits: {memory: 128Mi}
+  volumes:
+    - name: tmp
+      emptyDir: {medium: Memory, sizeLimit: 64Mi}
+    {{- with and (or .Values.tests.command (not .Values.app.enabled)) $worker.extraVolumes }}
+    {{- toYaml . | nindent 4 }}
+    {{- end }}
 {{- end -}}
 
 {{- define "taskq.notes" -}}
@@ -88,9 +123,13 @@ spec:
 The {{ $lib.name }} stack is installing in namespace {{ .Release.Namespace }}. Every Service is
 ClusterIP: reach them through a port-forward (or an Ingress of your own).
 
+{{- if .Values.app.enabled }}
 The app (POST /jobs, GET /effects/KEY, /healthz, /readyz):
   kubectl --namespace {{ .Release.Namespace }} port-forward service/{{ $app }} 8000:{{ .Values.app.service.port }}
   curl -X POST localhost:8000/jobs -H 'Content-Type: application/json' -d '{"task": "demo", "key": "k1"}'
+{{- else }}
+No demo app (app.enabled=false): your own app enqueues the jobs.
+{{- end }}
 {{- if .Values.monitor.enabled }}
 
 The monitor ({{ $lib.monitorName }}), behind credentials:
@@ -102,6 +141,6 @@ The monitor ({{ $lib.monitorName }}), behind credentials:
 {{- end }}
 
 Check it end to end: helm test {{ .Release.Name }} --namespace {{ .Release.Namespace }}
-Operate the queue: kubectl --namespace {{ .Release.Namespace }} exec deploy/{{ $app }} -- taskq depth
+Operate the queue: kubectl --namespace {{ .Release.Namespace }} exec deploy/{{ include "taskq.componentName" (dict "component" (ternary "app" "worker" .Values.app.enabled) "context" .) }} -- taskq depth
 Worker stop grace period: {{ include "taskq.graceSeconds" . }} s, for jobs of up to {{ .Values.jobs.timeLimitSeconds }} s.
 {{- end -}}

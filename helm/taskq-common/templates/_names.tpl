@@ -49,6 +49,17 @@ chooses.
 {{- include "taskq.pinnedImage" (dict "repository" .Values.image.repository "tag" (.Values.image.tag | default .Chart.AppVersion) "key" "image.tag") -}}
 {{- end -}}
 
+{{/* A component's own image (your app's, when it is not one image for all), else the chart's.
+(dict "values" $.Values.worker "key" "worker" "context" $) */}}
+{{- define "taskq.componentImage" -}}
+{{- $own := .values.image | default dict -}}
+{{- if $own.repository -}}
+{{- include "taskq.pinnedImage" (dict "repository" $own.repository "tag" $own.tag "key" (printf "%s.image.tag" .key)) -}}
+{{- else -}}
+{{- include "taskq.image" .context -}}
+{{- end -}}
+{{- end -}}
+
 {{/* (dict "repository" … "tag" … "key" "redis.image.tag") */}}
 {{- define "taskq.pinnedImage" -}}
 {{- $tag := .tag | toString -}}

@@ -1,7 +1,8 @@
 {{/*
 The Deployment every recipe component (app, worker, scheduler, monitor) runs in: the recipe
-image, hardened, settings from the ConfigMap, secrets by reference, /tmp on an emptyDir (the root
-filesystem is read-only; heartbeat files live in /tmp).
+image (or the component's own), hardened, settings from the ConfigMap, secrets by reference,
+/tmp on an emptyDir (the root filesystem is read-only; heartbeat files live in /tmp), and the
+component's own env, envFrom and volumes.
 
 (dict "component" "worker" "context" $ "replicas" 2 (or nil: an autoscaler owns it)
       "strategy" (dict …) "grace" 330 "migrate" true "container" "<ports, probes: YAML>")
@@ -48,53 +49,68 @@ spec:
       {{- end }}
       securityContext:
         {{- include "taskq.podSecurityContext" (dict "uid" 10001) | nindent 8 }}
-      {{- if .migrate }}
+      {{- if and .migrate $.Values.migrate.enabled }}
       initContainers:
         # The schema migration (migrate.command) before the process starts; idempotent, serialised by
-        # an advisory lock, so every pod may run it.
+        # an advisory lock, so every pod may run it. It runs the app's code with the component's
+        # environment and volumes.
         - name: migrate
-          image: {{ include "taskq.image" $ }}
+          image: {{ include "taskq.componentImage" (dict "values" $.Values.migrate "key" "migrate" "context" $) }}
           imagePullPolicy: {{ $.Values.image.pullPolicy }}
           command: {{- toYaml $.Values.migrate.command | nindent 12 }}
-          {{- include "taskq.recipeEnv" (dict "env" dict "context" $) | nindent 10 }}
+          {{- include "taskq.recipeEnv" (dict "values" $values "context" $) | nindent 10 }}
           securityContext:
             {{- include "taskq.containerSecurityContext" . | nindent 12 }}
           resources:
             {{- toYaml $values.resources | nindent 12 }}
-          volumeMounts:
-            - {name: tmp, mountPath: /tmp}
+          {{- include "taskq.volumeMounts" $values | nindent 10 }}
       {{- end }}
       containers:
         - name: {{ .component }}
-          image: {{ include "taskq.image" $ }}
+          image: {{ include "taskq.componentImage" (dict "values" $values "key" .component "context" $) }}
           imagePullPolicy: {{ $.Values.image.pullPolicy }}
           command:
             {{- include "taskq.execCommand" (dict "command" $values.command "component" .component) | nindent 12 }}
-          {{- include "taskq.recipeEnv" (dict "env" $values.env "credentials" (eq .component "monitor") "context" $) | nindent 10 }}
+          {{- include "taskq.recipeEnv" (dict "values" $values "credentials" (eq .component "monitor") "context" $) | nindent 10 }}
           {{- .container | trim | nindent 10 }}
           securityContext:
             {{- include "taskq.containerSecurityContext" . | nindent 12 }}
           resources:
             {{- toYaml $values.resources | nindent 12 }}
-          volumeMounts:
-            - {name: tmp, mountPath: /tmp}
+          {{- include "taskq.volumeMounts" $values | nindent 10 }}
       volumes:
         - name: tmp
           emptyDir: {medium: Memory, sizeLimit: 64Mi}
+        {{- with $values.extraVolumes }}
+        {{- toYaml . | nindent 8 }}
+        {{- end }}
       {{- include "taskq.podPlacement" $values | nindent 6 }}
 {{- end -}}
 
+{{/* The chart's settings and secrets, then the component's own (envFrom entries later in the
+list win; env wins over envFrom). (dict "values" $values "credentials" bool "context" $) */}}
 {{- define "taskq.recipeEnv" -}}
 envFrom:
   - configMapRef:
       name: {{ include "taskq.componentName" (dict "component" "config" "context" .context) }}
+  {{- with .values.envFrom }}
+  {{- toYaml . | nindent 2 }}
+  {{- end }}
 env:
   {{- include "taskq.secretEnv" .context | trim | nindent 2 }}
   {{- if .credentials }}
   {{- include "taskq.monitor.credentialsEnv" .context | nindent 2 }}
   {{- end }}
-  {{- with include "taskq.extraEnv" .env | trim }}
+  {{- with include "taskq.extraEnv" .values.env | trim }}
   {{- . | nindent 2 }}
+  {{- end }}
+{{- end -}}
+
+{{- define "taskq.volumeMounts" -}}
+volumeMounts:
+  - {name: tmp, mountPath: /tmp}
+  {{- with .extraVolumeMounts }}
+  {{- toYaml . | nindent 2 }}
   {{- end }}
 {{- end -}}
 
