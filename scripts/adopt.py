@@ -91,10 +91,24 @@ replaces these files (only these: nothing else of the repository is touched).
    toolkit in your app" in the toolkit's README, and `recipes/taskq/{lib}/README.md` there.
 2. Run the worker and scheduler under `entrypoint.sh` (here): it forwards SIGTERM to the
    worker alone, so that a deploy lets the job in flight finish.
-3. Kubernetes: `helm/{lib}/` (its README lists every value).
+3. Kubernetes: fill in `helm/{lib}-values.yaml` (your images, commands, Secrets, volumes), then
+   `helm install jobs deploy/taskq/helm/{lib} -f deploy/taskq/helm/{lib}-values.yaml`.
 
 `.env` in this folder, where local secrets go, is ignored by git and left out of image builds.
 """
+
+
+def own_app_values(lib: str, version: str) -> bytes:
+    """The chart's values for an app of one's own (the example the tests render and install), to
+    fill in."""
+    example = (REPO / "helm" / lib / "ci" / "own-app-values.yaml").read_text()
+    header = (
+        f"# Values of helm/{lib} for your app (taskq-toolkit {version}): put in your images, commands,\n"
+        f"# Secrets and volumes, then, from the repository's root:\n"
+        f"#   helm install jobs deploy/taskq/helm/{lib} -f deploy/taskq/helm/{lib}-values.yaml\n"
+        f"# Every value is listed in helm/{lib}/README.md.\n"
+    )
+    return (header + example).encode()
 
 
 def plan(lib: str, version: str) -> list[File]:
@@ -102,6 +116,7 @@ def plan(lib: str, version: str) -> list[File]:
     return [
         *tree(REPO / "helm" / lib, folder / "helm" / lib),
         *tree(REPO / "helm" / "taskq-common", folder / "helm" / "taskq-common"),
+        File(folder / "helm" / f"{lib}-values.yaml", own_app_values(lib, version)),
         File(folder / "entrypoint.sh", (REPO / "scripts" / "entrypoint.sh").read_bytes(), executable=True),
         File(folder / ".gitignore", b"# Secrets: never committed.\n.env\n"),
         File(folder / "README.md", next_steps(lib, version).encode()),

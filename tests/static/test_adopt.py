@@ -173,11 +173,11 @@ def test_an_unknown_library_or_missing_repository_is_refused_with_the_setting(re
     assert missing.returncode != 0 and "DEST=" in missing.stderr and "no such folder" in missing.stderr
 
 
-def test_the_adopted_chart_renders_as_the_toolkits_own(repo: Path, lib: str):
+def test_the_adopted_chart_renders_as_the_toolkits_own_and_with_its_values_for_your_app(repo: Path, lib: str):
     assert adopt(repo, lib).returncode == 0
 
-    def template(chart: Path) -> list[dict]:
-        args = [str(helm()), "template", RELEASE, str(chart), "--namespace", NAMESPACE]
+    def template(chart: Path, *options: str) -> list[dict]:
+        args = [str(helm()), "template", RELEASE, str(chart), "--namespace", NAMESPACE, *options]
         rendered = subprocess.check_output(args, text=True, stderr=subprocess.DEVNULL)
         # Generated passwords differ from one render to the next.
         return [
@@ -185,5 +185,9 @@ def test_the_adopted_chart_renders_as_the_toolkits_own(repo: Path, lib: str):
         ]
 
     adopted = template(repo / "deploy/taskq/helm" / lib)
+    own_app = template(
+        repo / "deploy/taskq/helm" / lib, "--values", str(repo / f"deploy/taskq/helm/{lib}-values.yaml")
+    )
+    assert "app" not in [o["metadata"]["labels"].get("app.kubernetes.io/component") for o in own_app]
     assert adopted and adopted == template(REPO / "helm" / lib)
     assert not [p for p in (repo / "deploy/taskq").rglob("*") if p.is_symlink()]
