@@ -187,7 +187,8 @@ def adopt(lib: str, dest: Path, dry_run: bool, force: bool) -> int:
     else:
         updated = with_block(dockerignore.read_text() if dockerignore.exists() else None)
         if updated is not None:
-            verb = "append to" if dockerignore.exists() else "create"
+            existing = dockerignore.read_text() if dockerignore.exists() else None
+            verb = "create" if existing is None else "update" if BLOCK_START in existing else "append to"
             actions.append((verb, Path(".dockerignore"), updated.encode(), False))
 
     if conflicts:
@@ -215,6 +216,13 @@ def adopt(lib: str, dest: Path, dry_run: bool, force: bool) -> int:
     if dry_run:
         print(f"adopt: dry run, nothing written ({len(actions)} step(s) above)")
         return 0
+    # An earlier adoption's files this one does not write (another library's chart, a file a
+    # newer toolkit dropped) are the user's to delete: nothing here deletes.
+    stale = sorted(ours - set(written))
+    if stale:
+        print(f"left in place, no longer written by this adoption ({len(stale)}): delete them if unused")
+        for path in stale:
+            print(f"  {path}")
     print(f"\nadopted taskq-toolkit {version} for {lib} into {dest / FOLDER}; next steps:\n")
     print(next_steps(lib, version))
     return 0

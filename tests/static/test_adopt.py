@@ -158,12 +158,18 @@ def test_force_replaces_only_what_an_earlier_adoption_wrote(repo: Path):
     assert (repo / "deploy/taskq/notes.md").read_text() == "the user's\n"
 
 
-def test_adopting_another_library_over_an_adoption_needs_force(repo: Path):
+def test_adopting_another_library_over_an_adoption_needs_force_and_deletes_nothing(repo: Path):
     assert adopt(repo, "celery").returncode == 0
     refused = adopt(repo, "arq")
     assert refused.returncode != 0
     assert "adopted the toolkit for 'celery', not 'arq'" in refused.stderr
     assert not (repo / "deploy/taskq/helm/arq").exists()
+    forced = adopt(repo, "arq", FORCE="1")
+    assert forced.returncode == 0, forced.stderr
+    assert json.loads((repo / "deploy/taskq/taskq-adopt.json").read_text())["library"] == "arq"
+    # Celery's chart is not deleted: named, for the user to delete.
+    assert (repo / "deploy/taskq/helm/celery/Chart.yaml").exists()
+    assert "  deploy/taskq/helm/celery/Chart.yaml" in forced.stdout.splitlines()
 
 
 def test_an_unknown_library_or_missing_repository_is_refused_with_the_setting(repo: Path, tmp_path: Path):
