@@ -302,7 +302,7 @@ def test_an_upgrade_rolls_the_pods_and_keeps_the_generated_passwords(release: Re
     assert not workers & {p.metadata.name for p in release.pods("worker")}, "the workers were not rolled"
     key = f"upgraded-{uuid.uuid4().hex[:6]}"
     release.post_job(task="demo", key=key, sleep_s=0)
-    wait_for(lambda: release.get(f"/effects/{key}")["effects"], lambda effects: effects == 1, 60)
+    wait_for(lambda: release.get(f"/effects/{key}"), lambda effect: effect["effects"] == 1, 60)
 
 
 def test_a_killed_workers_job_is_redelivered_within_the_bound(release: Release):
@@ -329,7 +329,10 @@ def test_two_schedulers_fire_each_slot_once(release: Release):
         before = release.get("/ticks")
         time.sleep(TICK_INTERVAL_S * 6)
         after = release.get("/ticks")
-        assert after["slots"] - before["slots"] >= 4, (before, after)
-        assert after["runs"] == after["slots"], (before, after)
+        slots, runs = after["slots"] - before["slots"], after["runs"] - before["runs"]
+        assert slots >= 4, (before, after)
+        # Counted from `before`: a tick in flight when an earlier test killed the workers was
+        # rightly run again (at least once), and is no double fire.
+        assert runs == slots, (before, after)
     finally:
         kubectl("-n", release.namespace, "scale", scheduler, "--replicas=1")
