@@ -2,9 +2,8 @@
 # Starts the single-node test cluster as host processes (no systemd here), in the order
 # Kubernetes' own local-up-cluster.sh uses: etcd, the API server, the controller manager and
 # scheduler, containerd, the kubelet and kube-proxy, then kube-router's NetworkPolicy firewall,
-# then CoreDNS in the cluster. Idempotent: a
-# healthy cluster is left as it is; anything else is taken down and started afresh. Prints the
-# kubeconfig's path. `down.sh` undoes all of it.
+# then CoreDNS in the cluster. Idempotent: a healthy cluster is left as it is; anything else is
+# taken down and started afresh. Prints the kubeconfig's path. `down.sh` undoes all of it.
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname "$0")/lib.sh"

@@ -42,6 +42,7 @@ worker's image reaches the broker with the chart's settings.
 {{- define "taskq.testPod" -}}
 {{- $scope := dict "component" "test" "context" . -}}
 {{- $worker := .Values.worker -}}
+{{- $inWorkerImage := or .Values.tests.command (not .Values.app.enabled) -}}
 apiVersion: v1
 kind: Pod
 metadata:
@@ -61,7 +62,7 @@ spec:
   securityContext:
     {{- include "taskq.podSecurityContext" (dict "uid" 10001) | nindent 4 }}
   containers:
-    {{- if or .Values.tests.command (not .Values.app.enabled) }}
+    {{- if $inWorkerImage }}
     - name: {{ ternary "test" "broker-answers" (not (empty .Values.tests.command)) }}
       image: {{ include "taskq.componentImage" (dict "values" $worker "key" "worker" "context" .) }}
       imagePullPolicy: {{ .Values.image.pullPolicy }}
@@ -111,7 +112,7 @@ spec:
   volumes:
     - name: tmp
       emptyDir: {medium: Memory, sizeLimit: 64Mi}
-    {{- with and (or .Values.tests.command (not .Values.app.enabled)) $worker.extraVolumes }}
+    {{- with and $inWorkerImage $worker.extraVolumes }}
     {{- toYaml . | nindent 4 }}
     {{- end }}
 {{- end -}}
