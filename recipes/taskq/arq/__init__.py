@@ -27,7 +27,8 @@ What it sets, and why:
   every 5 s, mirrored into a heartbeat file; polling every 50 ms, 32 jobs at once, 200 ids a poll
   (Arq's defaults cap a worker near 200 jobs a second); a Redis outage is ridden out, not fatal.
 - Cron jobs run in a scheduler process of their own (`unique`, results kept an hour): two
-  schedulers enqueue each run once, and scaling the workers never adds schedulers.
+  schedulers enqueue each run once, and scaling the workers never adds schedulers. `due_time(ctx)`
+  is the slot a run is for, the same however late it was enqueued or how often it was retried.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ import asyncio
 import functools
 import socket
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import UTC
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -66,7 +67,7 @@ from taskq.settings import (
     ArqSettings,
 )
 
-__all__ = ["create_pool", "cron", "deserialize", "redis_settings", "serialize", "worker_settings"]
+__all__ = ["create_pool", "cron", "deserialize", "due_time", "redis_settings", "serialize", "worker_settings"]
 
 MINIMUM_VERSION = (0, 26, 3)
 HEALTH_CHECK_KEY_PREFIX = "arq:health-check:"
@@ -227,6 +228,19 @@ def cron(coroutine: Callable, schedule: Every | Cron | str | float, *, name: str
         run_at_startup=False,
         **fields,
     )
+
+
+def due_time(ctx: dict[str, Any]) -> datetime:
+    """The time a cron run was due, from its job id (`<cron name>:<due time in ms>`, what
+    `unique=True` makes). Not `ctx["score"]`: Arq moves a job's score on every retry, and a
+    scheduler that enqueues a run late gives it the time it enqueued it."""
+    name, _, millis = str(ctx.get("job_id", "")).rpartition(":")
+    if not name or not millis.isdigit():
+        raise ValueError(
+            f"job {ctx.get('job_id')!r} has no due time: due_time(ctx) is for cron jobs made with "
+            "taskq.arq.cron (unique job ids)"
+        )
+    return datetime.fromtimestamp(int(millis) / 1000, tz=UTC)
 
 
 def worker_settings(

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from datetime import UTC, datetime
 
 import pytest
 
@@ -140,3 +141,42 @@ def test_schedules_arq_cannot_keep_are_refused(schedule, message: str):
 def test_a_cron_job_is_unique_and_keeps_its_result_so_two_schedulers_enqueue_it_once():
     job = taskq.arq.cron(add, "*/5 * * * *")
     assert job.unique and job.keep_result_s >= 3600 and job.name == "cron:add"
+
+
+DUE: dict[str, list] = {}
+
+
+async def late_tick(ctx):
+    DUE.setdefault(ctx["job_id"], []).append((taskq.arq.due_time(ctx), ctx["score"]))
+    if len(DUE[ctx["job_id"]]) == 1:
+        raise ConnectionError("blink")
+
+
+def test_a_cron_run_enqueued_late_and_retried_keeps_its_due_time(redis_url: str):
+    """As the scheduler enqueues a run it is late for (no defer: the score is when it enqueued), and
+    then retried after a transient error (Arq moves the score again): the due time stays."""
+    queue = f"arq:test-{uuid.uuid4().hex[:8]}"
+    job = taskq.arq.cron(late_tick, Every(2))
+    settings = worker_settings(cron_jobs=[job], queue_name=queue, redis_url=redis_url, settings=SETTINGS)
+    due = datetime(2026, 1, 1, 0, 0, 2, 123000, tzinfo=UTC)
+    job_id = f"{job.name}:{int(due.timestamp() * 1000)}"
+
+    async def go():
+        pool = await taskq.arq.create_pool(redis_url, queue_name=queue)
+        await pool.enqueue_job(job.name, _job_id=job_id)
+        worker = settings.taskq().worker()
+        worker.burst = True
+        await worker.main()
+        await worker.close()
+        await pool.aclose()
+
+    asyncio.run(go())
+    runs = DUE[job_id]
+    assert [when for when, _ in runs] == [due, due]
+    scores = [score for _, score in runs]
+    assert scores[0] > due.timestamp() * 1000 and scores[1] > scores[0], scores
+
+
+def test_due_time_refuses_a_job_that_is_not_a_cron_run():
+    with pytest.raises(ValueError, match=r"taskq\.arq\.cron"):
+        taskq.arq.due_time({"job_id": uuid.uuid4().hex})

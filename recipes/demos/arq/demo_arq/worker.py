@@ -16,7 +16,7 @@ from demo_common.work import fail_if_asked
 from psycopg_pool import AsyncConnectionPool
 
 from demo_arq import db
-from taskq.arq import cron, worker_settings
+from taskq.arq import cron, due_time, worker_settings
 from taskq.idempotency import AsyncIdempotency
 from taskq.idempotency.psycopg import AsyncPsycopgStore
 from taskq.schedule import Every
@@ -77,8 +77,7 @@ async def charge(
 
 
 async def tick(ctx: dict[str, Any]) -> None:
-    # A cron job's score is the time it was due: its slot, however late it runs.
-    slot = math.floor(ctx["score"] / 1000 / TICK_INTERVAL_S) * TICK_INTERVAL_S
+    slot = math.floor(due_time(ctx).timestamp() / TICK_INTERVAL_S) * TICK_INTERVAL_S
     async with ctx["db"].connection() as conn:
         await db.record_tick_async(conn, slot)
 
