@@ -89,13 +89,49 @@ replaces these files (only these: nothing else of the repository is touched).
 
 1. Install the toolkit into your app's image and apply it to your {lib} objects: see "Use the
    toolkit in your app" in the toolkit's README, and `recipes/taskq/{lib}/README.md` there.
-2. Run the worker and scheduler under `entrypoint.sh` (here): it forwards SIGTERM to the
-   worker alone, so that a deploy lets the job in flight finish.
+2. Docker Compose: `cp deploy/taskq/.env.example deploy/taskq/.env`, fill it in, and add
+   `include: [deploy/taskq/compose.yaml]` to your compose.yaml; `docker compose up --wait`
+   then runs the worker, scheduler and monitor on your image. Your image's entrypoint must end
+   in `exec "$@"` (as `entrypoint.sh` here does), so that SIGTERM reaches the worker itself.
 3. Kubernetes: fill in `helm/{lib}-values.yaml` (your images, commands, Secrets, volumes), then
    `helm install jobs deploy/taskq/helm/{lib} -f deploy/taskq/helm/{lib}-values.yaml`.
 
 `.env` in this folder, where local secrets go, is ignored by git and left out of image builds.
 """
+
+
+# What compose.yaml needs beyond the common settings, per library.
+APP_SETTINGS = {
+    "celery": "TASKQ_APP=myapp.celery:app       # your Celery app (celery --app=...)\n",
+    "rq": "TASKQ_APP=myapp.jobs:jobs         # your taskq.rq.Jobs\n",
+    "dramatiq": (
+        "TASKQ_APP=myapp.tasks:broker      # your broker (the taskq CLI and the dashboard read it)\n"
+        "TASKQ_WORKER_MODULES=myapp.tasks   # what `dramatiq` takes: broker set-up, then actors\n"
+        "TASKQ_SCHEDULE=myapp.jobs:schedule # your periodic jobs\n"
+    ),
+    "arq": "TASKQ_APP=myapp.worker:WorkerSettings   # your taskq.arq.worker_settings(...)\n",
+}
+
+
+def env_example(lib: str, version: str) -> str:
+    return (
+        f"# deploy/taskq/compose.yaml's settings (taskq-toolkit {version}): copy to .env here, which\n"
+        "# git and image builds ignore. Your app's own settings stay in your .env (TASKQ_APP_ENV_FILE).\n"
+        "TASKQ_IMAGE=myapp:dev             # your app's image (built by your own compose service)\n"
+        + APP_SETTINGS[lib]
+        + "REDIS_URL=redis://redis:6379/0    # or in your .env\n"
+        "# DATABASE_URL=postgresql://...    # passed on when set here or in your .env\n"
+        "TASKQ_MONITOR_USER=admin\n"
+        "TASKQ_MONITOR_PASSWORD=change-me\n"
+        "# TASKQ_MONITOR_PORT=5580          # on 127.0.0.1\n"
+        "# JOB_TIME_LIMIT_S=300\n"
+        "# STOP_GRACE_PERIOD_S=330          # the time limit + 30; the worker refuses one too short\n"
+        "# TASKQ_USER=10001:10001           # the user the services run as\n"
+        "# TASKQ_APP_ENV_FILE=../../.env    # your app's settings, relative to deploy/taskq/\n"
+        "# COMPOSE_PROFILES=taskq-redis,taskq-postgres   # the toolkit's Redis and Postgres\n"
+        "# TASKQ_REDIS_PASSWORD=...\n"
+        "# TASKQ_POSTGRES_PASSWORD=...\n"
+    )
 
 
 def own_app_values(lib: str, version: str) -> bytes:
@@ -117,6 +153,8 @@ def plan(lib: str, version: str) -> list[File]:
         *tree(REPO / "helm" / lib, folder / "helm" / lib),
         *tree(REPO / "helm" / "taskq-common", folder / "helm" / "taskq-common"),
         File(folder / "helm" / f"{lib}-values.yaml", own_app_values(lib, version)),
+        File(folder / "compose.yaml", (REPO / "compose" / lib / "own-app.yaml").read_bytes()),
+        File(folder / ".env.example", env_example(lib, version).encode()),
         File(folder / "entrypoint.sh", (REPO / "scripts" / "entrypoint.sh").read_bytes(), executable=True),
         File(folder / ".gitignore", b"# Secrets: never committed.\n.env\n"),
         File(folder / "README.md", next_steps(lib, version).encode()),

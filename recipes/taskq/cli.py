@@ -55,7 +55,15 @@ def load_target(spec: str) -> Any:
         module_name, _, attribute = spec.rpartition(".")
     if not module_name or not attribute:
         raise ConfigError(f"--app / TASKQ_APP must be module:attribute, got {spec!r}")
-    target: Any = importlib.import_module(module_name)
+    try:
+        target: Any = importlib.import_module(module_name)
+    except ModuleNotFoundError as error:
+        if error.name is None or not (module_name + ".").startswith(error.name + "."):
+            raise  # a module the app's own module imports is missing: its own traceback says which
+        raise ConfigError(
+            f"--app / TASKQ_APP {spec!r}: no module {error.name!r} on the path; run taskq from your "
+            "project's folder or set PYTHONPATH"
+        ) from None
     for part in attribute.split("."):
         target = getattr(target, part)
     return target
@@ -194,6 +202,10 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    # Like `celery -A`, `rq` and `uvicorn`: the app's modules are found from the folder it is run in
+    # (a console script's path starts at its own bin folder, not there).
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
     try:
         ops = None
         if args.needs_app:

@@ -9,50 +9,12 @@ import json
 import subprocess
 from pathlib import Path
 
-import pytest
 import yaml
 
 from taskq._version import __version__
 from tests.conftest import REPO
 from tests.helm.render import NAMESPACE, RELEASE, helm
-
-USER_FILES = {
-    "Dockerfile": "FROM python:3.12-slim\nCOPY . /src\nRUN pip install /src\n",
-    ".dockerignore": "# the app's own\n.git\n**/__pycache__\n.venv",  # no newline at the end
-    ".gitignore": ".venv/\n__pycache__/\n",
-    "compose.yaml": "services:\n  web:\n    build: .\n    ports: ['8000:8000']\n",
-    ".env": "DJANGO_SECRET_KEY=theirs\n",
-    "deploy/k8s/web.yaml": "kind: Deployment\n",
-    "src/app/__init__.py": "",
-}
-
-
-def git(repo: Path, *args: str) -> str:
-    return subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True, check=True).stdout
-
-
-@pytest.fixture
-def repo(tmp_path: Path) -> Path:
-    """A user's repository, everything committed."""
-    repo = tmp_path / "app"
-    for name, content in USER_FILES.items():
-        (repo / name).parent.mkdir(parents=True, exist_ok=True)
-        (repo / name).write_text(content)
-    git(repo, "init", "-q")
-    git(repo, "add", "-A")
-    git(repo, "-c", "user.name=u", "-c", "user.email=u@example.com", "commit", "-qm", "app")
-    return repo
-
-
-def adopt(repo: Path, lib: str = "celery", **options: str) -> subprocess.CompletedProcess:
-    """The command as the README gives it: make adopt LIB=… DEST=… [DRY_RUN=1] [FORCE=1]."""
-    args = [f"{name}={value}" for name, value in options.items()]
-    return subprocess.run(
-        ["make", "-s", "-C", str(REPO), "adopt", f"LIB={lib}", f"DEST={repo}", *args],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+from tests.static.user_repo import USER_FILES, adopt, git
 
 
 def snapshot(repo: Path) -> dict[str, bytes]:
@@ -85,7 +47,8 @@ def test_the_adoptions_env_is_ignored_by_git_and_left_out_of_image_builds(repo: 
     assert adopt(repo).returncode == 0
     (repo / "deploy/taskq/.env").write_text("REDIS_PASSWORD=secret\n")
     assert git(repo, "check-ignore", "deploy/taskq/.env").strip() == "deploy/taskq/.env"
-    assert "deploy/taskq/.env" not in git(repo, "status", "--porcelain", "--untracked-files=all")
+    untracked = git(repo, "status", "--porcelain", "--untracked-files=all").splitlines()
+    assert "?? deploy/taskq/.env.example" in untracked and "?? deploy/taskq/.env" not in untracked
     patterns = [
         line for line in (repo / ".dockerignore").read_text().splitlines() if not line.startswith("#")
     ]

@@ -61,6 +61,14 @@ def test_the_cli_without_an_app_says_how_to_name_it():
     assert "--app module:attribute, or set TASKQ_APP" in result.stderr
 
 
+def test_the_cli_names_an_app_module_it_cannot_find_and_where_it_looks():
+    result = python(
+        "from taskq.cli import main; raise SystemExit(main(['--app', 'no_such_shop.jobs:jobs', 'depth']))"
+    )
+    assert result.returncode == 2
+    assert "'no_such_shop'" in result.stderr and "PYTHONPATH" in result.stderr
+
+
 def test_the_cli_refuses_an_object_it_does_not_know_naming_what_it_takes():
     result = python(
         "from taskq.cli import main; raise SystemExit(main(['--app', 'collections:OrderedDict', 'depth']))"
