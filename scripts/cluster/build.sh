@@ -13,6 +13,15 @@ if [ -f "$bin/.complete" ]; then
   printf '%s\n' "$bin"
   exit 0
 fi
+# One build at a time (CI starts one early, in the background): a second waits for the first,
+# then finds its binaries.
+mkdir -p "$CACHE"
+exec 9>"$CACHE/build.lock"
+flock 9
+if [ -f "$bin/.complete" ]; then
+  printf '%s\n' "$bin"
+  exit 0
+fi
 
 # What `kubectl version` and Helm's kubeVersion check read: without these, v0.0.0-master.
 pkg=k8s.io/component-base/version cg=k8s.io/client-go/pkg/version

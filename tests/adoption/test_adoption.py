@@ -32,7 +32,17 @@ SETTINGS = {
     "STOP_GRACE_PERIOD_S": "36",
     "HEALTHCHECK_INTERVAL": "2s",
 }
-APPS = {"arq": "shop.worker:WorkerSettings"}
+# What each shop's deploy/taskq/.env names, as its guide says.
+APPS = {
+    "celery": {"TASKQ_APP": "shop.celery_app:app"},
+    "rq": {"TASKQ_APP": "shop.jobs:jobs"},
+    "dramatiq": {
+        "TASKQ_APP": "shop.tasks:broker",
+        "TASKQ_WORKER_MODULES": "shop.tasks",
+        "TASKQ_SCHEDULE": "shop.tasks:schedule",
+    },
+    "arq": {"TASKQ_APP": "shop.worker:WorkerSettings"},
+}
 REPORT_EVERY_S = 2
 
 
@@ -66,6 +76,7 @@ def base_image(tmp: Path) -> str:
 class Shop:
     def __init__(self, root: Path, lib: str, env: dict[str, str]) -> None:
         self.root, self.lib, self.env = root, lib, env
+        self.killed_at = 0.0  # when a test SIGKILLed the worker mid-job (time.monotonic())
 
     def compose(self, *args: str, check: bool = True, timeout: float = 600) -> subprocess.CompletedProcess:
         result = subprocess.run(
@@ -130,7 +141,7 @@ def shop(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
     started = time.monotonic()
     subprocess.run(["bash", "-euo", "pipefail", "-c", guide_steps(lib)], cwd=root, env=env, check=True)
     settings = root / "deploy" / "taskq" / ".env"
-    values = {**SETTINGS, "TASKQ_APP": APPS[lib]}
+    values = {**SETTINGS, **APPS[lib]}
     kept = [line for line in settings.read_text().splitlines() if line.split("=", 1)[0] not in values]
     settings.write_text("\n".join([*kept, *(f"{k}={v}" for k, v in values.items())]) + "\n")
     with (root / ".env").open("a") as user_env:
@@ -183,6 +194,19 @@ def test_a_poison_job_is_dead_at_once_and_requeued_with_taskq(shop: Shop):
     assert job in wait_for(shop.dead, lambda dead: job in dead, timeout=30)
 
 
+def test_a_worker_killed_mid_job(shop: Shop):
+    """SIGKILL while a receipt is being written. Its redelivery waits for the job's lease or
+    visibility timeout, so the tests below run meanwhile, and the last one checks it. After the
+    retry tests: RQ's killed worker held the lock of RQ's scheduler for retries, which lapses
+    only after 61 s, and a new worker asks for it again only every 120 s."""
+    shop.enqueue("send_receipt", "order-3", 4)
+    wait_for(lambda: shop.runs("send_receipt", "order-3"), lambda runs: runs == 1, timeout=30, interval=0.1)
+    shop.compose("kill", "--signal", "SIGKILL", "taskq-worker")
+    shop.killed_at = time.monotonic()
+    assert shop.count("SELECT count(*) FROM receipts WHERE order_id = 'order-3'") == 0  # cut short
+    shop.compose("up", "--detach", "--wait", "taskq-worker")
+
+
 def test_sigterm_lets_the_running_job_finish(shop: Shop):
     shop.enqueue("send_receipt", "order-2", 3)
     wait_for(lambda: shop.runs("send_receipt", "order-2"), lambda runs: runs == 1, timeout=30, interval=0.1)
@@ -216,22 +240,13 @@ def test_two_schedulers_fire_each_slot_once(shop: Shop):
         )
 
 
-def test_a_job_killed_mid_run_is_redone_and_writes_one_row(shop: Shop):
-    shop.enqueue("send_receipt", "order-3", 4)
-    wait_for(lambda: shop.runs("send_receipt", "order-3"), lambda runs: runs == 1, timeout=30, interval=0.1)
-    shop.compose("kill", "--signal", "SIGKILL", "taskq-worker")
-    killed = time.monotonic()
-    shop.compose("start", "taskq-worker")
+def test_the_killed_job_is_redone_within_the_bound_and_writes_one_row(shop: Shop):
     bound = 2 * int(SETTINGS["JOB_TIME_LIMIT_S"]) + 120
-    wait_for(
-        lambda: shop.count("SELECT count(*) FROM receipts WHERE order_id = 'order-3'"),
-        bool,
-        timeout=bound,
-        interval=1,
-    )
-    MEASUREMENTS.append(
-        f"adoption {shop.lib}: SIGKILLed job done again {time.monotonic() - killed:.0f} s after the kill"
-    )
+    left = shop.killed_at + bound - time.monotonic()
+    receipts = "SELECT count(*) FROM receipts WHERE order_id = 'order-3'"
+    wait_for(lambda: shop.count(receipts), bool, timeout=max(left, 1), interval=1)
+    redone_after = time.monotonic() - shop.killed_at
+    MEASUREMENTS.append(f"adoption {shop.lib}: SIGKILLed job done again {redone_after:.0f} s after the kill")
     time.sleep(1)
     assert shop.runs("send_receipt", "order-3") >= 2
-    assert shop.count("SELECT count(*) FROM receipts WHERE order_id = 'order-3'") == 1
+    assert shop.count(receipts) == 1
