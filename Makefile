@@ -152,7 +152,7 @@ cluster-images: ## build the four demo images the charts run (taskq/LIB:dev; the
 	@for lib in $(LIBS); do $(MAKE) --no-print-directory build LIB=$$lib >/dev/null || exit 1; done
 
 .PHONY: test-cluster
-test-cluster: venv helm-tools cluster-images cluster-up ## the test cluster's node, and the charts on it (starts the cluster)
+test-cluster: venv helm-tools extra-ca cluster-images cluster-up ## the test cluster's node, and the charts on it (starts the cluster)
 	@$(WITH_IMAGES) $(CLUSTER_ENV) $(PYTHON) -m pytest -m cluster tests/cluster
 
 .PHONY: test-integration
