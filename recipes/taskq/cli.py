@@ -3,6 +3,7 @@
     taskq [--app TARGET] depth [--json]              waiting, in-progress and dead jobs, per queue
     taskq [--app TARGET] dlq list [--json]           the dead jobs
     taskq [--app TARGET] dlq requeue (--all | ID …)  send dead jobs again with a fresh set of attempts
+    taskq [--app TARGET] exporter [--port 9808]      serve the queues' metrics to Prometheus
     taskq migrate                                    create the idempotency table in DATABASE_URL
     taskq schema                                     print that table's SQL (for Alembic, psql)
     taskq version
@@ -27,6 +28,7 @@ from typing import Any
 from taskq import __version__
 from taskq.deadletters import DeadLetter
 from taskq.errors import ConfigError
+from taskq.metrics import DEFAULT_PORT, Snapshot
 from taskq.settings import Settings
 
 __all__ = ["Operations", "load_target", "main", "operations_for"]
@@ -46,6 +48,8 @@ class Operations:
     # [{"worker": id, "last_seen": epoch seconds, "in_progress": n}, ...]
     workers: Callable[[], list[dict[str, Any]]]
     settings: Settings
+    # the uniform queue metrics the exporter serves (taskq.metrics), read with cheap commands only
+    metrics: Callable[[], Snapshot] | None = None
 
 
 def load_target(spec: str) -> Any:
@@ -145,6 +149,18 @@ def dlq_requeue(ops: Operations, args: argparse.Namespace) -> int:
     return 0
 
 
+def exporter(ops: Operations, args: argparse.Namespace) -> int:
+    import logging
+
+    from taskq.metrics import serve
+
+    if ops.metrics is None:
+        raise ConfigError(f"the {ops.library} adapter reports no metrics")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    serve(ops.metrics, args.host, args.port, __version__)
+    return 0
+
+
 def migrate(_: Operations | None, args: argparse.Namespace) -> int:
     import psycopg
 
@@ -188,6 +204,11 @@ def parser() -> argparse.ArgumentParser:
     which.add_argument("--all", action="store_true", help="every dead job")
     which.add_argument("ids", nargs="*", default=[], metavar="ID", help="dead job ids")
     requeue_cmd.set_defaults(run=dlq_requeue, needs_app=True)
+
+    exporter_cmd = verbs.add_parser("exporter", help="serve the queues' metrics to Prometheus on /metrics")
+    exporter_cmd.add_argument("--host", default="0.0.0.0", help="address to listen on (default 0.0.0.0)")
+    exporter_cmd.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"default {DEFAULT_PORT}")
+    exporter_cmd.set_defaults(run=exporter, needs_app=True)
 
     for name, run, help_text in (
         ("migrate", migrate, "create the idempotency table in DATABASE_URL (idempotent)"),

@@ -71,6 +71,13 @@ __all__ = ["create_pool", "cron", "deserialize", "due_time", "redis_settings", "
 
 MINIMUM_VERSION = (0, 26, 3)
 HEALTH_CHECK_KEY_PREFIX = "arq:health-check:"
+# A sorted set per queue of the jobs running now (job id -> start, epoch ms), kept by the worker:
+# Arq marks a running job only with a key of its own, which only a SCAN of the keyspace finds.
+RUNNING_KEY_PREFIX = "taskq:arq:running:"
+
+
+def running_key(queue_name: str) -> str:
+    return RUNNING_KEY_PREFIX + queue_name
 
 
 class TimeLimitExceededError(Exception):

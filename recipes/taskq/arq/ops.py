@@ -12,12 +12,13 @@ import time
 from typing import TYPE_CHECKING, Any
 
 import redis
-from arq.constants import in_progress_key_prefix, job_key_prefix, result_key_prefix, retry_key_prefix
+from arq.constants import job_key_prefix, result_key_prefix, retry_key_prefix
 from arq.jobs import serialize_job
 
-from taskq.arq import HEALTH_CHECK_KEY_PREFIX, serialize
+from taskq.arq import HEALTH_CHECK_KEY_PREFIX, running_key, serialize
 from taskq.deadletters import DEAD_LETTERS_KEY, DeadLetter, RedisDeadLetters
-from taskq.settings import ARQ_HEALTH_CHECK_INTERVAL_S
+from taskq.metrics import QueueMetrics, Snapshot, age_s, version_of
+from taskq.settings import ARQ_HEALTH_CHECK_INTERVAL_S, ARQ_IN_PROGRESS_MARGIN_S
 
 if TYPE_CHECKING:
     from taskq.arq import ArqToolkit
@@ -38,16 +39,41 @@ def operations(toolkit: ArqToolkit):
     def client() -> redis.Redis:
         return redis.Redis.from_url(toolkit.redis_url_resolved, socket_timeout=10, socket_connect_timeout=5)
 
+    def metrics() -> Snapshot:
+        """Two pipelined round trips, O(log N) each: the queue's due and future jobs, the jobs
+        running now (the worker's sorted set; an entry older than Arq's in-progress lifetime is a
+        killed worker's job, which waits to run again), the dead letters; then the oldest due job
+        that is not running (a running job stays in Arq's queue)."""
+        r, queue = client(), toolkit.queue_name
+        now_ms = int(time.time() * 1000)
+        lapsed_ms = (toolkit.settings.arq_job_timeout_s + ARQ_IN_PROGRESS_MARGIN_S) * 1000
+        with r.pipeline(transaction=False) as pipe:
+            pipe.zcount(queue, "-inf", now_ms)
+            pipe.zcount(queue, f"({now_ms}", "+inf")
+            pipe.zrangebyscore(running_key(queue), now_ms - lapsed_ms, "+inf")
+            pipe.hlen(DEAD_LETTERS_KEY)
+            due, later, running, dead = pipe.execute()
+        running = set(running)
+        first_due = r.zrangebyscore(queue, "-inf", now_ms, start=0, num=len(running) + 1, withscores=True)
+        waiting_since = next((score / 1000 for job_id, score in first_due if job_id not in running), None)
+        depth = max(0, int(due) - len(running))
+        snapshot = Snapshot("Arq", version_of("arq"))
+        snapshot.queues[display_name(queue)] = QueueMetrics(
+            depth=depth,
+            delayed=int(later),
+            oldest_age_s=age_s(now_ms / 1000, waiting_since) if depth else 0.0,
+            in_progress=len(running),
+            dead_letters=int(dead),
+        )
+        return snapshot
+
     def depth() -> dict[str, Any]:
-        r = client()
-        # A running job stays in the queue's sorted set, marked by its in-progress key.
-        in_progress = sum(1 for _ in r.scan_iter(match=f"{in_progress_key_prefix}*", count=1000))
-        due = int(r.zcount(toolkit.queue_name, "-inf", int(time.time() * 1000)))
+        queue = metrics().queues[display_name(toolkit.queue_name)]
         return {
             # Jobs due and waiting for a worker; not retries or cron runs waiting for their time.
-            "queues": {display_name(toolkit.queue_name): max(0, due - in_progress)},
-            "dead": RedisDeadLetters(r).count(),
-            "in_progress": in_progress,
+            "queues": {display_name(toolkit.queue_name): queue.depth},
+            "dead": queue.dead_letters,
+            "in_progress": queue.in_progress,
         }
 
     def requeue(job_ids: list[str] | None) -> list[DeadLetter]:
@@ -85,6 +111,7 @@ def operations(toolkit: ArqToolkit):
         requeue=requeue,
         workers=workers,
         settings=toolkit.settings,
+        metrics=metrics,
     )
 
 

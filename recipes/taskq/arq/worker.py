@@ -7,6 +7,10 @@ Redis outage.
   again; make its effect idempotent), never lost.
 - Each time it writes its health key, it touches the heartbeat file: a container healthcheck reads
   the file, with no Redis round-trip.
+- Each job is in a sorted set of running jobs while it runs (two O(log N) writes per job), from
+  which the exporter and `taskq depth` count them without scanning the keyspace. A worker killed
+  mid-job leaves its entries behind, with their start time: they stop counting as running when
+  Arq would run the job again, and the worker drops entries a day old.
 - Arq's poll loop raises when Redis is unreachable, and the worker exits (to fail again at start
   until Redis is back). Here it logs, waits a second and polls again; it writes no health
   meanwhile, so a long outage shows as unhealthy.
@@ -16,19 +20,21 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from pathlib import Path
 from typing import Any
 
 from arq.worker import Worker
 from redis.exceptions import RedisError
 
-from taskq.arq import deserialize
+from taskq.arq import deserialize, running_key
 from taskq.deadletters import DEAD_LETTERS_KEY, DeadLetter
 from taskq.heartbeat import Heartbeat
 
 __all__ = ["ToolkitWorker", "dead_letter"]
 
 REDIS_RETRY_S = 1
+STALE_RUNNING_ENTRY_MS = 86_400_000
 log = logging.getLogger("taskq.arq")
 
 
@@ -76,11 +82,27 @@ class ToolkitWorker(Worker):
             self.sem.release()
             raise
 
+    async def run_job(self, job_id: str, score: int) -> None:
+        running = running_key(self.queue_name)
+        try:
+            await self.pool.zadd(running, {job_id: int(time.time() * 1000)})
+        except (RedisError, OSError) as error:
+            log.warning("job %s is not listed as running: %s", job_id, error)
+        try:
+            await super().run_job(job_id, score)
+        finally:
+            try:
+                await self.pool.zrem(running, job_id)
+            except (RedisError, OSError) as error:  # it stops counting as running when it lapses
+                log.warning("job %s is still listed as running: %s", job_id, error)
+
     async def record_health(self) -> None:
         last = self._last_health_check
         await super().record_health()
         if self._last_health_check != last:
             self.heartbeat.beat()
+            cutoff = int(time.time() * 1000) - STALE_RUNNING_ENTRY_MS
+            await self.pool.zremrangebyscore(running_key(self.queue_name), "-inf", cutoff)
 
     async def finish_job(self, job_id: str, finish: bool, result_data: bytes | None, *args: Any) -> None:
         if finish:

@@ -32,6 +32,8 @@ The queues are the app's own (`task_queues`, or `task_default_queue`, Celery's d
 from __future__ import annotations
 
 import functools
+import json
+import time
 import weakref
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -46,11 +48,13 @@ from celery.signals import task_failure
 from celery.utils.imports import symbol_by_name
 
 from taskq.celery.beat import SlotScheduler
+from taskq.celery.transport import ENQUEUED_AT_HEADER
 from taskq.context import running
-from taskq.deadletters import DeadLetter, RedisDeadLetters, error_line
+from taskq.deadletters import DEAD_LETTERS_KEY, DeadLetter, RedisDeadLetters, error_line
 from taskq.errors import ConfigError
 from taskq.heartbeat import DEFAULT_WORKER_FILE, Heartbeat
 from taskq.idempotency import identity_of
+from taskq.metrics import QueueMetrics, Snapshot, age_s, version_of
 from taskq.retry import RetryLater, RetryPolicy
 from taskq.settings import CELERY_RESTORE_SWEEP_S, CelerySettings
 
@@ -359,6 +363,52 @@ def operations(app: Celery):
         queues = {name: sum(counts[i * per_queue : (i + 1) * per_queue]) for i, name in enumerate(names)}
         return {"queues": queues, "dead": toolkit.dead_letters.count(), "in_progress": int(counts[-1])}
 
+    def metrics() -> Snapshot:
+        """One pipelined round trip: each queue's lists (one per priority step) with their oldest
+        message, the unacknowledged messages (O(jobs in flight): kombu keeps them in one hash for
+        all queues, with the ETA-held retries among them) and the dead letters (O(1) for one
+        queue, O(dead letters) for several: the store is one hash)."""
+        client, names = toolkit.redis, toolkit.queue_names()
+        lists = {
+            name: [name, *(f"{name}{PRIORITY_SEPARATOR}{step}" for step in PRIORITY_STEPS)] for name in names
+        }
+        with client.pipeline(transaction=False) as pipe:
+            for name in names:
+                for key in lists[name]:
+                    pipe.llen(key)
+                    pipe.lindex(key, -1)  # kombu pushes on the left: the oldest is on the right
+            pipe.hvals(UNACKED_KEY)
+            if len(names) == 1:
+                pipe.hlen(DEAD_LETTERS_KEY)
+            else:
+                pipe.hvals(DEAD_LETTERS_KEY)
+            answers = pipe.execute()
+        now, snapshot = time.time(), Snapshot("Celery", version_of("celery"))
+        for name in names:
+            snapshot.queues[name] = QueueMetrics()
+        for i, name in enumerate(names):
+            queue, per = snapshot.queues[name], 2 * len(lists[name])
+            counts, heads = answers[per * i : per * (i + 1) : 2], answers[per * i + 1 : per * (i + 1) : 2]
+            queue.depth = sum(int(n) for n in counts)
+            queue.oldest_age_s = max((age_s(now, *_times(head)) for head in heads if head), default=0.0)
+        for raw in answers[-2]:
+            queue_name, times = _unacked(raw)
+            if queue_name in snapshot.queues:
+                due = max((t for t in times if t is not None), default=0.0)
+                if due > now:
+                    snapshot.queues[queue_name].delayed += 1
+                else:
+                    snapshot.queues[queue_name].in_progress += 1
+        dead = answers[-1]
+        if isinstance(dead, int):
+            snapshot.queues[names[0]].dead_letters = dead
+        else:
+            for raw in dead:
+                queue_name = DeadLetter.from_json(raw).queue
+                if queue_name in snapshot.queues:
+                    snapshot.queues[queue_name].dead_letters += 1
+        return snapshot
+
     def requeue(job_ids: list[str] | None) -> list[DeadLetter]:
         """Send dead jobs again, as new messages with a fresh set of retries. A job is sent before
         its entry is removed: a crash in between leaves it both queued and listed."""
@@ -377,7 +427,33 @@ def operations(app: Celery):
         requeue=requeue,
         workers=list,
         settings=toolkit.settings,
+        metrics=metrics,
     )
+
+
+def _times(raw: bytes | dict) -> tuple[float | None, float | None]:
+    """(sent, ETA) of a kombu message as stored in Redis, in epoch seconds, None when unknown."""
+    try:
+        headers = (raw if isinstance(raw, dict) else json.loads(raw)).get("headers") or {}
+    except (ValueError, AttributeError):
+        return None, None
+    sent = headers.get(ENQUEUED_AT_HEADER)
+    eta = headers.get("eta")
+    try:
+        eta_s = datetime.fromisoformat(eta).timestamp() if eta else None
+    except (TypeError, ValueError):
+        eta_s = None
+    return (float(sent) if isinstance(sent, int | float) else None), eta_s
+
+
+def _unacked(raw: bytes) -> tuple[str | None, tuple[float | None, float | None]]:
+    """The queue (routing key) of an unacknowledged message, and its times; kombu stores
+    [message, exchange, routing key]."""
+    try:
+        message, _, routing_key = json.loads(raw)
+        return routing_key, _times(message)
+    except (ValueError, TypeError):
+        return None, (None, None)
 
 
 def _missing(job_id: str) -> DeadLetter:

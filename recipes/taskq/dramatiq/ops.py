@@ -9,6 +9,8 @@ and still dead, nor lost between the two.
 
 from __future__ import annotations
 
+import json
+import time
 import uuid
 from typing import Any
 
@@ -17,6 +19,7 @@ from dramatiq.message import Message
 
 from taskq.deadletters import DeadLetter
 from taskq.dramatiq.middleware import IDENTITY_OPTION
+from taskq.metrics import QueueMetrics, Snapshot, age_s, version_of
 from taskq.settings import DramatiqSettings
 
 # What a failed run leaves in a message's options; requeue removes them.
@@ -31,7 +34,26 @@ def keys(namespace: str, queue: str) -> dict[str, str]:
         "messages": f"{prefix}.msgs",
         "dead": f"{prefix}.XQ",
         "dead_messages": f"{prefix}.XQ.msgs",
+        # messages with an ETA wait here until a worker fetches them and holds them until their time
+        "delayed": f"{prefix}.DQ",
     }
+
+
+def acks_key(namespace: str, worker_id: str, queue: str) -> str:
+    """The set of messages a worker process fetched from a queue and has not acked yet."""
+    return f"{namespace}:__acks__.{worker_id}.{queue}"
+
+
+def enqueued_at(data: bytes | None) -> float | None:
+    """When a message became due: its enqueue time, or its ETA if later (a retry keeps the first
+    enqueue time and gets an ETA)."""
+    try:
+        message = json.loads(data) if data else None
+        options = message.get("options") or {}
+        times = [t for t in (message.get("message_timestamp"), options.get("eta")) if t is not None]
+        return max(times) / 1000 if times else None
+    except (ValueError, AttributeError, TypeError):
+        return None
 
 
 def decode(data: bytes | None) -> Message | None:
@@ -75,16 +97,62 @@ def operations(broker):
     def queue_names() -> list[str]:
         return sorted(broker.get_declared_queues())
 
+    def worker_ids() -> list[str]:
+        """Every broker process with a heartbeat (dead ones stay until maintenance drops them and
+        requeues what they held)."""
+        return [w.decode() for w in client.zrange(f"{namespace}:__heartbeats__", 0, -1)]
+
     def in_progress_by_worker() -> dict[str, int]:
         """Messages each worker process has fetched and not yet acked, from its ack sets. Delayed
         retries held in memory (the `.DQ` ack sets) wait for their time: they are not counted."""
-        counts: dict[str, int] = {}
-        prefix = f"{namespace}:__acks__."
-        for queue in queue_names():
-            for key in client.scan_iter(match=f"{prefix}*.{queue}", count=1000):
-                worker_id = key.decode()[len(prefix) : -len(queue) - 1]
-                counts[worker_id] = counts.get(worker_id, 0) + int(client.scard(key))
-        return counts
+        workers, names = worker_ids(), queue_names()
+        with client.pipeline(transaction=False) as pipe:
+            for worker_id in workers:
+                for queue in names:
+                    pipe.scard(acks_key(namespace, worker_id, queue))
+            counts = iter(pipe.execute())
+        return {worker_id: sum(int(next(counts)) for _ in names) for worker_id in workers}
+
+    def metrics() -> Snapshot:
+        """Two pipelined round trips: per queue its length, dead letters, waiting ETAs and head
+        message id, and the heartbeat set's members; then the live processes' ack sets (what each
+        holds: running, or delayed in memory) and the head messages' times. O(1) per queue and
+        process: the keyspace is never scanned."""
+        names = queue_names()
+        with client.pipeline(transaction=False) as pipe:
+            for name in names:
+                k = keys(namespace, name)
+                pipe.llen(k["queue"])
+                pipe.zcard(k["dead"])
+                pipe.llen(k["delayed"])
+                pipe.lindex(k["queue"], 0)  # pushed on the right: the oldest is on the left
+            pipe.zrange(f"{namespace}:__heartbeats__", 0, -1)
+            first = pipe.execute()
+        workers = [w.decode() for w in first[-1]]
+        with client.pipeline(transaction=False) as pipe:
+            for i, name in enumerate(names):
+                for worker_id in workers:
+                    pipe.scard(acks_key(namespace, worker_id, name))
+                    pipe.scard(acks_key(namespace, worker_id, f"{name}.DQ"))
+                head = first[4 * i + 3]
+                if head:
+                    pipe.hget(keys(namespace, name)["messages"], head.decode())
+                else:
+                    pipe.echo("")  # keeps one answer per queue in place
+            second = pipe.execute()
+        now, snapshot = time.time(), Snapshot("Dramatiq", version_of("dramatiq"))
+        per = 2 * len(workers) + 1
+        for i, name in enumerate(names):
+            held = second[per * i : per * (i + 1)]
+            depth = int(first[4 * i])
+            snapshot.queues[name] = QueueMetrics(
+                depth=depth,
+                delayed=int(first[4 * i + 2]) + sum(int(n) for n in held[1:-1:2]),
+                oldest_age_s=age_s(now, enqueued_at(held[-1] or None)) if depth else 0.0,
+                in_progress=sum(int(n) for n in held[0:-1:2]),
+                dead_letters=int(first[4 * i + 1]),
+            )
+        return snapshot
 
     def depth() -> dict[str, Any]:
         names = queue_names()
@@ -130,7 +198,7 @@ def operations(broker):
     def workers() -> list[dict[str, Any]]:
         """Every broker process with a heartbeat (dead ones stay until maintenance drops them)."""
         in_progress = in_progress_by_worker()
-        beats = client.zrange(f"{namespace}:__heartbeats__", 0, -1, withscores=True)
+        beats = client.zrange(f"{namespace}:__heartbeats__", 0, -1, withscores=True)  # O(processes)
         return [
             {"worker": w.decode(), "last_seen": seen / 1000, "in_progress": in_progress.get(w.decode(), 0)}
             for w, seen in beats
@@ -142,6 +210,7 @@ def operations(broker):
         dead_letters=dead_letters,
         requeue=requeue,
         workers=workers,
+        metrics=metrics,
         settings=getattr(broker, "settings", None) or DramatiqSettings.from_env(),
     )
 

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import time
+from datetime import UTC
 from typing import TYPE_CHECKING, Any
 
 from rq.job import Job
 from rq.registry import FailedJobRegistry
+from rq.utils import utcparse
 
 from taskq.deadletters import DeadLetter
+from taskq.metrics import QueueMetrics, Snapshot, age_s, version_of
 
 if TYPE_CHECKING:
     from taskq.rq import Jobs
@@ -34,6 +38,11 @@ def describe(job: Job, queue: str) -> DeadLetter:
     )
 
 
+def _epoch(utc_text: str) -> float:
+    moment = utcparse(utc_text)  # naive (UTC) in older RQ releases
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
+
+
 def operations(jobs: Jobs):
     from taskq.cli import Operations
 
@@ -56,6 +65,39 @@ def operations(jobs: Jobs):
             "in_progress": sum(int(counts[3 * i + 1]) for i in range(len(jobs.queue_names))),
             "dead": sum(int(counts[3 * i + 2]) for i in range(len(jobs.queue_names))),
         }
+
+    def metrics() -> Snapshot:
+        """Two pipelined round trips of O(1) commands per queue: the counts and the head job's id,
+        then the head jobs' enqueue times (RQ sets it again when a retry's interval is over)."""
+        client, names = jobs.connection, jobs.queue_names
+        with client.pipeline(transaction=False) as pipe:
+            for name in names:
+                queue = jobs.queue(name)
+                pipe.llen(queue.key)
+                pipe.zcard(queue.scheduled_job_registry.key)
+                pipe.zcard(queue.started_job_registry.key)
+                pipe.zcard(queue.failed_job_registry.key)
+                pipe.lindex(queue.key, 0)  # RQ pushes on the right: the oldest is on the left
+            counts = pipe.execute()
+        per = 5
+        heads = [counts[per * i + 4] for i in range(len(names))]
+        with client.pipeline(transaction=False) as pipe:
+            for head in heads:
+                if head is not None:
+                    pipe.hget(jobs.job_class.key_for(head.decode()), "enqueued_at")
+            enqueued = iter(pipe.execute() if any(h is not None for h in heads) else [])
+        now, snapshot = time.time(), Snapshot("RQ", version_of("rq"))
+        for i, name in enumerate(names):
+            raw = next(enqueued) if heads[i] is not None else None
+            since = _epoch(raw.decode()) if raw else None
+            snapshot.queues[name] = QueueMetrics(
+                depth=int(counts[per * i]),
+                delayed=int(counts[per * i + 1]),
+                oldest_age_s=age_s(now, since) if counts[per * i] else 0.0,
+                in_progress=int(counts[per * i + 2]),
+                dead_letters=int(counts[per * i + 3]),
+            )
+        return snapshot
 
     def dead_letters() -> list[DeadLetter]:
         letters = []
@@ -104,4 +146,5 @@ def operations(jobs: Jobs):
         requeue=requeue,
         workers=workers,
         settings=jobs.settings,
+        metrics=metrics,
     )

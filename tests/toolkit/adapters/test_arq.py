@@ -5,10 +5,12 @@ Redis."""
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from datetime import UTC, datetime
 
 import pytest
+import redis
 
 import taskq.arq
 from taskq.arq import cron_fields, worker_settings
@@ -18,6 +20,7 @@ from taskq.idempotency import KeyBusyError
 from taskq.retry import RetryPolicy
 from taskq.schedule import Cron, Every
 from taskq.settings import ArqSettings
+from tests.toolkit.adapters.scrape import assert_cost_does_not_grow_with_the_keyspace
 
 SETTINGS = ArqSettings(job_time_limit_s=2, retry=RetryPolicy(base_s=0.05))
 RUNS: dict[str, list] = {}
@@ -105,8 +108,6 @@ def test_a_held_key_is_deferred_without_spending_a_try(redis_url: str):
 
 
 def test_requeue_sends_a_dead_job_again_with_fresh_tries(redis_url: str):
-    import redis
-
     key = uuid.uuid4().hex
     job_id, settings = run(redis_url, broken, key)
     ops = settings.__taskq_operations__()
@@ -180,3 +181,39 @@ def test_a_cron_run_enqueued_late_and_retried_keeps_its_due_time(redis_url: str)
 def test_due_time_refuses_a_job_that_is_not_a_cron_run():
     with pytest.raises(ValueError, match=r"taskq\.arq\.cron"):
         taskq.arq.due_time({"job_id": uuid.uuid4().hex})
+
+
+def test_the_exporter_reads_depth_age_delays_and_running_jobs_with_cheap_commands(redis_url: str):
+    queue = f"arq:test-{uuid.uuid4().hex[:8]}"
+    settings = worker_settings(functions=[slow], queue_name=queue, redis_url=redis_url, settings=SETTINGS)
+    ops = settings.__taskq_operations__()
+
+    async def go():
+        pool = await taskq.arq.create_pool(redis_url, queue_name=queue)
+        await pool.enqueue_job("slow", "a")
+        await pool.enqueue_job("slow", "b")
+        await pool.enqueue_job("slow", "c", _defer_by=300)
+        await asyncio.sleep(1.1)
+        waiting = (await asyncio.to_thread(ops.metrics)).queues[queue]
+        worker = settings.taskq().worker()
+        worker.max_jobs = 1
+        running = asyncio.create_task(worker.main())
+        try:
+            deadline = time.monotonic() + 15
+            while (busy := (await asyncio.to_thread(ops.metrics)).queues[queue]).in_progress < 1:
+                assert time.monotonic() < deadline
+                await asyncio.sleep(0.05)
+            await asyncio.to_thread(
+                assert_cost_does_not_grow_with_the_keyspace, redis.Redis.from_url(redis_url), ops.metrics
+            )
+        finally:
+            await worker.close()
+            running.cancel()
+            await pool.aclose()
+        return waiting, busy
+
+    waiting, busy = asyncio.run(go())
+    assert (waiting.depth, waiting.delayed, waiting.in_progress) == (2, 1, 0)
+    assert 1.0 <= waiting.oldest_age_s < 30
+    # one running (still in Arq's queue, not counted as waiting), one waiting since before it
+    assert (busy.depth, busy.delayed, busy.in_progress) == (1, 1, 1) and busy.oldest_age_s >= 1.0

@@ -9,6 +9,7 @@ import sys
 import textwrap
 import time
 import uuid
+from datetime import UTC, datetime
 
 import pytest
 import redis
@@ -17,11 +18,12 @@ from celery.contrib.testing.worker import start_worker
 
 import taskq.celery
 from taskq.celery.beat import SlotScheduler, slot_of
-from taskq.deadletters import RedisDeadLetters
+from taskq.deadletters import DeadLetter, RedisDeadLetters
 from taskq.errors import ConfigError
 from taskq.idempotency import KeyBusyError
 from taskq.retry import RetryPolicy
 from taskq.settings import CelerySettings
+from tests.toolkit.adapters.scrape import assert_cost_does_not_grow_with_the_keyspace
 
 CALLS: dict[str, list] = {}
 
@@ -249,3 +251,41 @@ def test_the_ops_cli_counts_the_apps_queues(app, worker):
     ops = taskq.celery.operations(app)
     depth = ops.depth()
     assert set(depth["queues"]) == {"default"} and depth["dead"] >= 1
+
+
+def test_the_exporter_reads_depth_age_delays_in_progress_and_dead_letters_with_cheap_commands(redis_url: str):
+    """An app of its own, on a queue no worker reads. kombu keeps what workers hold (running, or a
+    retry held until its ETA) in one hash for all queues: planted here as kombu writes it."""
+    queue = f"exports-{uuid.uuid4().hex[:8]}"
+    app = Celery("exports", broker=redis_url)
+    app.conf.task_default_queue = queue
+    taskq.celery.setup(app, settings=CelerySettings(job_time_limit_s=20))
+    ops = taskq.celery.operations(app)
+    client = redis.Redis.from_url(redis_url)
+    assert ops.metrics().queues[queue].depth == 0
+    app.send_task("exports.make", args=[1])
+    app.send_task("exports.make", args=[2], priority=6)
+    time.sleep(1.1)
+    metrics = ops.metrics().queues[queue]
+    assert (metrics.depth, metrics.in_progress, metrics.delayed) == (2, 0, 0)
+    assert 1.0 <= metrics.oldest_age_s < 30
+    held = {"body": "", "headers": {"eta": None}, "properties": {}}
+    later = {**held, "headers": {"eta": datetime.fromtimestamp(time.time() + 300, UTC).isoformat()}}
+    tags = [f"tag-{uuid.uuid4().hex}" for _ in range(3)]
+    client.hset(
+        "unacked",
+        mapping={
+            tags[0]: json.dumps([held, "", queue]),
+            tags[1]: json.dumps([later, "", queue]),
+            tags[2]: json.dumps([held, "", "another-apps-queue"]),
+        },
+    )
+    dead = f"dead-{uuid.uuid4().hex}"
+    RedisDeadLetters(client).add(DeadLetter(id=dead, task="exports.make", error="ValueError", failed_at=None))
+    try:
+        metrics = ops.metrics().queues[queue]
+        assert (metrics.in_progress, metrics.delayed) == (1, 1) and metrics.dead_letters >= 1
+        assert_cost_does_not_grow_with_the_keyspace(client, ops.metrics)
+    finally:
+        client.hdel("unacked", *tags)
+        RedisDeadLetters(client).remove(dead)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 import time
 import uuid
 
@@ -18,6 +19,7 @@ from taskq.dramatiq.middleware import PutBackWhenStopping, ToolkitRetries, Worke
 from taskq.idempotency import KeyBusyError
 from taskq.retry import RetryPolicy
 from taskq.settings import DramatiqSettings
+from tests.toolkit.adapters.scrape import assert_cost_does_not_grow_with_the_keyspace
 
 SETTINGS = DramatiqSettings(job_time_limit_s=10, retry=RetryPolicy(base_s=0.05))
 
@@ -130,3 +132,56 @@ def test_depth_counts_the_queues_the_app_declares(broker):
     mail.send()
     depth = broker.__taskq_operations__().depth()
     assert depth["queues"]["emails"] == 1
+
+
+def test_the_exporter_reads_depth_age_delays_in_progress_and_dead_letters_with_cheap_commands(broker):
+    started, release = threading.Event(), threading.Event()
+
+    @dramatiq.actor(broker=broker, queue_name="exports")
+    def export(wait: bool) -> None:
+        if wait:
+            started.set()
+            release.wait(10)
+
+    @dramatiq.actor(broker=broker, queue_name="exports")
+    def invalid() -> None:
+        raise ValueError("a bug, not a blip")
+
+    ops = broker.__taskq_operations__()
+    export.send(False)
+    export.send(False)
+    export.send_with_options(args=(False,), delay=300_000)
+    time.sleep(1.1)
+    metrics = ops.metrics().queues["exports"]
+    assert (metrics.depth, metrics.delayed, metrics.in_progress, metrics.dead_letters) == (2, 1, 0, 0)
+    assert 1.0 <= metrics.oldest_age_s < 30
+    worker = dramatiq.Worker(broker, worker_threads=1, worker_timeout=50)
+    worker.start()
+    try:
+        invalid.send()
+        deadline = time.monotonic() + 15
+        while ops.metrics().queues["exports"].dead_letters != 1:
+            assert time.monotonic() < deadline, "the invalid message was never dead-lettered"
+            time.sleep(0.05)
+        export.send(True)
+        assert started.wait(15)
+
+        def held() -> int:
+            """What the test finds by scanning every worker's ack sets, as the exporter may not."""
+            found = broker.client.scan_iter(match=f"{broker.namespace}:__acks__.*.exports")
+            return sum(broker.client.scard(key) for key in found)
+
+        # The running message (and one acked late: Dramatiq acks in batches), and the one with a
+        # delay, which the worker holds until its time.
+        deadline = time.monotonic() + 5
+        while (
+            metrics := ops.metrics().queues["exports"]
+        ).in_progress != held() and time.monotonic() < deadline:
+            time.sleep(0.05)
+            metrics = ops.metrics().queues["exports"]
+        assert (metrics.depth, metrics.oldest_age_s, metrics.delayed) == (0, 0.0, 1)
+        assert metrics.in_progress == held() >= 1
+        assert_cost_does_not_grow_with_the_keyspace(broker.client, ops.metrics)
+    finally:
+        release.set()
+        worker.stop()

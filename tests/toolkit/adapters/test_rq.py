@@ -3,7 +3,9 @@ classification, deferral without spending a retry, dead letters and requeue, aga
 
 from __future__ import annotations
 
+import time
 import uuid
+from datetime import timedelta
 
 import pytest
 import redis
@@ -14,6 +16,7 @@ from taskq.idempotency import KeyBusyError
 from taskq.retry import RetryPolicy
 from taskq.rq import Jobs
 from taskq.settings import RQSettings
+from tests.toolkit.adapters.scrape import assert_cost_does_not_grow_with_the_keyspace
 
 CALLS: dict[str, list] = {}
 
@@ -50,7 +53,7 @@ def not_registered(key):
 def jobs(redis_url: str) -> Jobs:
     jobs = Jobs(
         connection=redis.Redis.from_url(redis_url),
-        queues=[f"q-{uuid.uuid4().hex[:8]}", "second"],
+        queues=[f"q-{uuid.uuid4().hex[:8]}", f"second-{uuid.uuid4().hex[:8]}"],
         settings=RQSettings(job_time_limit_s=10, retry=RetryPolicy(base_s=5)),
     )
     for f in (add, flaky, broken, held):
@@ -127,10 +130,10 @@ def test_requeue_gives_a_dead_letter_a_fresh_set_of_retries(jobs: Jobs):
 
 
 def test_depth_counts_every_queue_of_the_app(jobs: Jobs):
-    jobs.enqueue_to("second", add, "k", 1, 1)
+    jobs.enqueue_to(jobs.queue_names[1], add, "k", 1, 1)
     jobs.enqueue(add, "k", 1, 1)
     depth = jobs.__taskq_operations__().depth()
-    assert depth["queues"] == {jobs.queue_names[0]: 1, "second": 1} and depth["in_progress"] == 0
+    assert depth["queues"] == dict.fromkeys(jobs.queue_names, 1) and depth["in_progress"] == 0
 
 
 def test_functions_must_be_module_level_to_be_registered(jobs: Jobs):
@@ -138,3 +141,24 @@ def test_functions_must_be_module_level_to_be_registered(jobs: Jobs):
 
     with pytest.raises(ConfigError, match="module-level"):
         jobs.job(local)
+
+
+def test_the_exporter_reads_depth_age_delays_and_dead_letters_with_cheap_commands(jobs: Jobs, redis_url: str):
+    ops = jobs.__taskq_operations__()
+    first, second = jobs.queue_names
+    assert ops.metrics().queues[first].depth == 0
+    jobs.enqueue(add, "k", 1, 1)
+    jobs.enqueue(add, "k", 2, 2)
+    jobs.queue(second).enqueue_in(timedelta(minutes=5), add, "k", 3, 3)
+    time.sleep(1.1)
+    metrics = ops.metrics().queues
+    assert (metrics[first].depth, metrics[first].delayed) == (2, 0)
+    assert 1.0 <= metrics[first].oldest_age_s < 30
+    assert (metrics[second].depth, metrics[second].delayed, metrics[second].oldest_age_s) == (0, 1, 0.0)
+    run_burst(jobs)
+    jobs.enqueue(broken, uuid.uuid4().hex)
+    jobs.worker(simple=True).work(burst=True, with_scheduler=False)
+    metrics = ops.metrics().queues
+    assert (metrics[first].depth, metrics[first].oldest_age_s, metrics[first].in_progress) == (0, 0.0, 0)
+    assert metrics[first].dead_letters == 1
+    assert_cost_does_not_grow_with_the_keyspace(redis.Redis.from_url(redis_url), ops.metrics)

@@ -1,0 +1,171 @@
+"""The queue metrics every library reports the same way, and the exporter that serves them to
+Prometheus.
+
+    TASKQ_APP=myapp.tasks:app taskq exporter --port 9808        # GET /metrics
+
+Each scrape reads Redis there and then (no cache, no timer: a queue that empties reads 0 at once),
+with O(1) and O(log N) commands in one or two pipelined round trips: never SCAN or KEYS, so the
+cost of a scrape does not grow with the keyspace (Arq keeps a result key per job for an hour). A
+scrape whose Redis read fails answers 500, so Prometheus's own `up` for the target reads 0 (the
+"failed scrapes" rule of Prometheus's guide to writing exporters).
+
+Names and units follow that guide: seconds, `_total` for counters, a `queue_name` label (the
+label celery-exporter and Dramatiq's middleware use too, so their metrics join ours).
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+__all__ = ["QueueMetrics", "Snapshot", "age_s", "exposition", "serve", "version_of"]
+
+log = logging.getLogger("taskq.exporter")
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+DEFAULT_PORT = 9808
+
+
+@dataclass
+class QueueMetrics:
+    """One queue, as its library keeps it in Redis."""
+
+    # due and waiting for a worker (not running, not waiting for a retry's or an ETA's time)
+    depth: int = 0
+    # waiting for their time: retry backoff, ETA, deferred (where the library keeps them in Redis)
+    delayed: int = 0
+    # now - the time the oldest waiting job became due (0 when none waits)
+    oldest_age_s: float = 0.0
+    # taken by a worker and not yet acknowledged
+    in_progress: int = 0
+    # in the dead-letter store, waiting for a person
+    dead_letters: int = 0
+
+
+@dataclass
+class Snapshot:
+    library: str
+    library_version: str
+    queues: dict[str, QueueMetrics] = field(default_factory=dict)
+
+
+# (name, type, help, unit-free attribute of QueueMetrics)
+QUEUE_METRICS = (
+    ("taskq_queue_depth", "gauge", "Jobs due and waiting for a worker.", "depth"),
+    ("taskq_queue_delayed", "gauge", "Jobs waiting for their time (retry backoff, ETA).", "delayed"),
+    (
+        "taskq_queue_oldest_job_age_seconds",
+        "gauge",
+        "Seconds since the oldest waiting job became due (0 when none waits).",
+        "oldest_age_s",
+    ),
+    ("taskq_jobs_in_progress", "gauge", "Jobs taken by a worker and not yet acknowledged.", "in_progress"),
+    ("taskq_dead_letters", "gauge", "Jobs in the dead-letter store.", "dead_letters"),
+)
+
+
+def version_of(distribution: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(distribution)
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def age_s(now: float, *since: float | None) -> float:
+    """now - the latest of the given times (an ETA later than the enqueue counts from the ETA);
+    0 when none is known or it lies ahead."""
+    known = [moment for moment in since if moment is not None]
+    return max(0.0, now - max(known)) if known else 0.0
+
+
+def _label(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+def _number(value: float) -> str:
+    return repr(float(value)) if isinstance(value, float) else str(value)
+
+
+def exposition(snapshot: Snapshot, scrape_duration_s: float, version: str) -> str:
+    """The Prometheus text format (0.0.4) of a snapshot."""
+    lines = []
+    for name, kind, help_text, attribute in QUEUE_METRICS:
+        lines += [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}"]
+        for queue, metrics in sorted(snapshot.queues.items()):
+            lines.append(f'{name}{{queue_name="{_label(queue)}"}} {_number(getattr(metrics, attribute))}')
+    lines += [
+        "# HELP taskq_exporter_info The exporter and the library it reads.",
+        "# TYPE taskq_exporter_info gauge",
+        f'taskq_exporter_info{{library="{_label(snapshot.library)}",'
+        f'library_version="{_label(snapshot.library_version)}",version="{_label(version)}"}} 1',
+        "# HELP taskq_exporter_scrape_duration_seconds Time this scrape took to read Redis.",
+        "# TYPE taskq_exporter_scrape_duration_seconds gauge",
+        f"taskq_exporter_scrape_duration_seconds {scrape_duration_s!r}",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+class ExporterServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, address: tuple[str, int], collect: Callable[[], Snapshot], version: str) -> None:
+        super().__init__(address, _Handler)
+        self.collect = collect
+        self.version = version
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: ExporterServer
+    server_version = "taskq-exporter"
+    sys_version = ""
+
+    def do_GET(self) -> None:
+        path = self.path.split("?", 1)[0]
+        if path == "/healthz":
+            self._answer(200, "ok\n")
+        elif path == "/metrics":
+            started = time.perf_counter()
+            try:
+                snapshot = self.server.collect()
+            except Exception as error:  # noqa: BLE001 (any failed read is a failed scrape, said why)
+                log.warning("scrape failed: %s: %s", type(error).__name__, error)
+                self._answer(500, f"taskq exporter: reading Redis failed: {type(error).__name__}: {error}\n")
+                return
+            self._answer(200, exposition(snapshot, time.perf_counter() - started, self.server.version))
+        else:
+            self._answer(404, "not found: the metrics are at /metrics\n")
+
+    def _answer(self, status: int, body: str) -> None:
+        data = body.encode()
+        self.send_response(status)
+        self.send_header("Content-Type", CONTENT_TYPE)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, format: str, *args: object) -> None:
+        log.debug(format, *args)
+
+
+def serve(collect: Callable[[], Snapshot], host: str, port: int, version: str) -> None:
+    """Serve /metrics until SIGTERM or SIGINT, then return (a scrape in flight is finished)."""
+    server = ExporterServer((host, port), collect, version)
+
+    def stop(*_: object) -> None:
+        # shutdown() waits for serve_forever, which runs in this thread: ask from another.
+        threading.Thread(target=server.shutdown, daemon=True).start()
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        log.info("serving metrics on http://%s:%s/metrics", host, port)
+        server.serve_forever()
+    finally:
+        server.server_close()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

@@ -1,0 +1,25 @@
+"""promtool (Prometheus 2.42's, unpacked by `make prom-tools`), for the exporter's output and the
+alert rules."""
+
+from __future__ import annotations
+
+import subprocess
+
+from tests.conftest import REPO
+
+PROMTOOL = REPO / ".tools" / "prometheus" / "promtool"
+
+
+def promtool(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
+    assert PROMTOOL.exists(), "promtool is missing: run `make prom-tools`"
+    return subprocess.run(
+        [str(PROMTOOL), *args], input=stdin, capture_output=True, text=True, timeout=60, check=False
+    )
+
+
+def check_metrics(text: str) -> None:
+    """promtool's lint of an exposition (names, units, help): it prints what it finds."""
+    result = promtool("check", "metrics", stdin=text)
+    assert result.returncode == 0 and not result.stdout.strip() and not result.stderr.strip(), (
+        result.stdout + result.stderr
+    )
