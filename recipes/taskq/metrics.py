@@ -44,6 +44,8 @@ class QueueMetrics:
     in_progress: int = 0
     # in the dead-letter store, waiting for a person
     dead_letters: int = 0
+    # taken longer ago than a job may run, or held by a worker that is gone: redelivered later
+    stuck: int = 0
 
 
 @dataclass
@@ -51,6 +53,18 @@ class Snapshot:
     library: str
     library_version: str
     queues: dict[str, QueueMetrics] = field(default_factory=dict)
+    # live workers and schedulers (taskq.presence): [{"member", "role", "capacity", "seen"}, ...]
+    processes: list[dict] = field(default_factory=list)
+    # schedule entry -> (last fire, seconds from it to the next fire)
+    schedules: dict[str, tuple[float, float]] = field(default_factory=dict)
+
+    def add_presence(self, raw_processes: dict, raw_schedules: dict, now: float) -> Snapshot:
+        """Fill processes and schedules from the HGETALLs of taskq.presence's two hashes."""
+        from taskq.presence import live_processes, schedules
+
+        self.processes = live_processes(raw_processes, now)
+        self.schedules = schedules(raw_schedules)
+        return self
 
 
 # (name, type, help, unit-free attribute of QueueMetrics)
@@ -65,6 +79,31 @@ QUEUE_METRICS = (
     ),
     ("taskq_jobs_in_progress", "gauge", "Jobs taken by a worker and not yet acknowledged.", "in_progress"),
     ("taskq_dead_letters", "gauge", "Jobs in the dead-letter store.", "dead_letters"),
+    (
+        "taskq_jobs_stuck",
+        "gauge",
+        "Jobs taken longer ago than a job may run, or held by a worker that is gone.",
+        "stuck",
+    ),
+)
+PROCESS_METRICS = (
+    ("taskq_workers", "gauge", "Live processes (a heartbeat in the last minute), by role."),
+    ("taskq_worker_capacity", "gauge", "Jobs the live workers can run at once."),
+)
+SCHEDULE_METRICS = (
+    (
+        "taskq_schedule_last_fire_timestamp_seconds",
+        "gauge",
+        "The slot a schedule entry last fired for (any scheduler).",
+    ),
+    ("taskq_schedule_interval_seconds", "gauge", "Seconds from an entry's last fire to its next."),
+)
+METRIC_NAMES = (
+    *(name for name, *_ in QUEUE_METRICS),
+    *(name for name, *_ in PROCESS_METRICS),
+    *(name for name, *_ in SCHEDULE_METRICS),
+    "taskq_exporter_info",
+    "taskq_exporter_scrape_duration_seconds",
 )
 
 
@@ -99,6 +138,20 @@ def exposition(snapshot: Snapshot, scrape_duration_s: float, version: str) -> st
         lines += [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}"]
         for queue, metrics in sorted(snapshot.queues.items()):
             lines.append(f'{name}{{queue_name="{_label(queue)}"}} {_number(getattr(metrics, attribute))}')
+    (workers_name, workers_type, workers_help), (capacity_name, capacity_type, capacity_help) = (
+        PROCESS_METRICS
+    )
+    lines += [f"# HELP {workers_name} {workers_help}", f"# TYPE {workers_name} {workers_type}"]
+    for role in ("scheduler", "worker"):
+        count = sum(1 for process in snapshot.processes if process.get("role") == role)
+        lines.append(f'{workers_name}{{role="{role}"}} {count}')
+    capacity = sum(int(p.get("capacity") or 0) for p in snapshot.processes if p.get("role") == "worker")
+    lines += [f"# HELP {capacity_name} {capacity_help}", f"# TYPE {capacity_name} {capacity_type}"]
+    lines.append(f"{capacity_name} {capacity}")
+    for index, (name, kind, help_text) in enumerate(SCHEDULE_METRICS):
+        lines += [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}"]
+        for entry, values in sorted(snapshot.schedules.items()):
+            lines.append(f'{name}{{schedule="{_label(entry)}"}} {_number(float(values[index]))}')
     lines += [
         "# HELP taskq_exporter_info The exporter and the library it reads.",
         "# TYPE taskq_exporter_info gauge",

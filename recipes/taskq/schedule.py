@@ -26,6 +26,7 @@ from typing import Any, Protocol
 
 from taskq.errors import ConfigError
 from taskq.heartbeat import Heartbeat
+from taskq.presence import Presence, record_fire
 
 __all__ = ["Cron", "Entry", "Every", "SlotLoop", "claim_slot", "parse_schedule"]
 
@@ -272,6 +273,7 @@ class SlotLoop:
             raise ConfigError(f"schedule entry names must be unique, got {names}")
         self.redis, self.send, self.heartbeat, self.clock = redis, send, heartbeat, clock
         self.stopping = threading.Event()
+        self.presence = Presence("scheduler", 0)
         now = clock()
         self.next_due = {e.name: e.schedule.next_after(now) for e in self.entries}
 
@@ -284,7 +286,8 @@ class SlotLoop:
                 continue
             slot = entry.schedule.slot_at(now)  # after a stall: the latest slot only
             try:
-                if claim_slot(self.redis, entry.name, slot, entry.claim_ttl_s):
+                fired = claim_slot(self.redis, entry.name, slot, entry.claim_ttl_s)
+                if fired:
                     self.send(entry, slot)
                     sent.append((entry.name, slot))
                     log.info("sent %s for slot %s", entry.name, slot)
@@ -292,17 +295,21 @@ class SlotLoop:
                 log.warning("could not send %s for slot %s, trying again: %s", entry.name, slot, error)
                 continue
             self.next_due[entry.name] = entry.schedule.next_after(now)
+            if fired:
+                record_fire(self.redis, entry.name, slot, self.next_due[entry.name])
         return sent
 
     def run(self) -> None:
         while not self.stopping.is_set():
             if self.heartbeat is not None:
                 self.heartbeat.beat()
+            self.presence.announce(self.redis)
             self.run_pending()
             now = self.clock()
             wake = min(self.next_due.values(), default=now + 5)
             # Wake just after the next slot starts, and at least every 5 s for the heartbeat.
             self.stopping.wait(max(0.0, min(5.0, wake - now + 0.01)))
+        self.presence.withdraw(self.redis)
 
     def stop(self) -> None:
         self.stopping.set()

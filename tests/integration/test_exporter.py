@@ -15,7 +15,8 @@ from tests.promtool import check_metrics
 
 pytestmark = pytest.mark.integration
 
-SAMPLE = re.compile(r'^(?P<name>[a-z_]+)(?:\{queue_name="(?P<queue>[^"]*)"\})? (?P<value>\S+)$')
+SAMPLE = re.compile(r"^(?P<name>[a-z_]+)(?:\{(?P<labels>[^}]*)\})? (?P<value>\S+)$")
+LABEL = re.compile(r'(\w+)="([^"]*)"')
 # Run in the app's container (same image): the exporter is not published, as in production.
 SCRAPE = """
 import sys, urllib.error, urllib.request
@@ -32,56 +33,114 @@ def scrape(stack: Stack) -> tuple[int, str]:
     return int(status), text
 
 
-def metrics(stack: Stack) -> dict[str, float]:
-    """Each queue metric over the stack's queues: counts summed, the oldest age the largest."""
+class Metrics(dict):
+    """One scrape: (name, ((label, value), ...)) -> value."""
+
+    def total(self, name: str) -> float:
+        """Summed over every series of the metric (every queue)."""
+        return sum(value for (n, _), value in self.items() if n == name)
+
+    def largest(self, name: str) -> float:
+        return max((value for (n, _), value in self.items() if n == name), default=0.0)
+
+    def get_one(self, name: str, **labels: str) -> float:
+        return self[(name, tuple(sorted(labels.items())))]
+
+
+def metrics(stack: Stack) -> Metrics:
     status, text = scrape(stack)
     assert status == 200, text
-    totals: dict[str, float] = {}
+    samples = Metrics()
     for line in text.splitlines():
-        if (sample := SAMPLE.match(line)) and sample["queue"] is not None:
-            name, value = sample["name"], float(sample["value"])
-            combine = max if name.endswith("_age_seconds") else sum
-            totals[name] = combine((totals.get(name, 0.0), value))
-    return totals
+        if sample := SAMPLE.match(line):
+            labels = tuple(sorted(LABEL.findall(sample["labels"] or "")))
+            samples[(sample["name"], labels)] = float(sample["value"])
+    return samples
+
+
+def last_fire(m: Metrics) -> float:
+    return m.largest("taskq_schedule_last_fire_timestamp_seconds")
 
 
 def test_a_backlog_shows_its_depth_and_its_age_grows_until_the_workers_drain_it(stack: Stack):
+    """Also: workers and schedulers counted live, and gone the moment they stop; the schedule's
+    last fire standing still while no scheduler runs."""
     status, text = scrape(stack)
     assert status == 200
     check_metrics(text)
+    running = wait_for(
+        lambda: metrics(stack),
+        lambda m: m.get_one("taskq_workers", role="scheduler") >= 1 and time.time() - last_fire(m) < 10,
+        timeout=60,
+        interval=1,
+    )
+    assert (
+        running.get_one("taskq_workers", role="worker") >= 1 and running.total("taskq_worker_capacity") >= 1
+    )
     # The scheduler's ticks would join the backlog: it waits too.
     stack.compose("stop", "scheduler", "worker", timeout=stack.grace_period_s + 60)
     try:
-        idle = wait_for(lambda: metrics(stack), lambda m: m["taskq_jobs_in_progress"] == 0, timeout=60)
+        idle = wait_for(lambda: metrics(stack), lambda m: m.total("taskq_jobs_in_progress") == 0, timeout=60)
+        assert (
+            idle.get_one("taskq_workers", role="worker")
+            == idle.get_one("taskq_workers", role="scheduler")
+            == 0
+        )
+        assert idle.total("taskq_worker_capacity") == 0
         posted = 5
         for _ in range(posted):
             stack.post_job(task="demo", key=f"backlog-{uuid.uuid4().hex[:8]}", sleep_s=0)
         waiting = metrics(stack)
-        assert waiting["taskq_queue_depth"] == idle["taskq_queue_depth"] + posted
-        time.sleep(2)
-        later = metrics(stack)
-        assert (
-            later["taskq_queue_oldest_job_age_seconds"] >= waiting["taskq_queue_oldest_job_age_seconds"] + 1.5
-        )
+        assert waiting.total("taskq_queue_depth") == idle.total("taskq_queue_depth") + posted
+        time.sleep(2 * stack.tick_interval_s + 1)
+        later, age = metrics(stack), "taskq_queue_oldest_job_age_seconds"
+        assert later.largest(age) >= waiting.largest(age) + 2 * stack.tick_interval_s
+        assert last_fire(later) == last_fire(idle)  # no tick while no scheduler runs
+        assert time.time() - last_fire(later) > 2 * stack.tick_interval_s
     finally:
         stack.compose("start", "worker", "scheduler")
-    drained = wait_for(lambda: metrics(stack), lambda m: m["taskq_queue_depth"] == 0, timeout=90, interval=1)
-    assert drained["taskq_queue_oldest_job_age_seconds"] < 5
+    drained = wait_for(
+        lambda: metrics(stack), lambda m: m.total("taskq_queue_depth") == 0, timeout=90, interval=1
+    )
+    assert drained.largest("taskq_queue_oldest_job_age_seconds") < 5
+    wait_for(
+        lambda: last_fire(metrics(stack)), lambda fired: fired > last_fire(later), timeout=60, interval=1
+    )
 
 
 def test_a_running_job_is_in_progress_and_then_not(stack: Stack):
     stack.post_job(task="demo", key=f"running-{uuid.uuid4().hex[:8]}", sleep_s=4)
-    wait_for(lambda: metrics(stack), lambda m: m["taskq_jobs_in_progress"] >= 1, timeout=30, interval=0.3)
-    wait_for(lambda: metrics(stack), lambda m: m["taskq_jobs_in_progress"] == 0, timeout=60, interval=1)
+    progress = "taskq_jobs_in_progress"
+    wait_for(lambda: metrics(stack), lambda m: m.total(progress) >= 1, timeout=30, interval=0.3)
+    wait_for(lambda: metrics(stack), lambda m: m.total(progress) == 0, timeout=60, interval=1)
 
 
 def test_a_job_out_of_retries_adds_one_dead_letter(stack: Stack):
-    before = metrics(stack)["taskq_dead_letters"]
+    before = metrics(stack).total("taskq_dead_letters")
     job = stack.post_job(task="demo", key=f"dead-{uuid.uuid4().hex[:8]}", sleep_s=0, fail_times=4)
     dead_ids = wait_for(
         lambda: {d["id"] for d in stack.dead_letters()}, lambda ids: job["id"] in ids, timeout=90, interval=1
     )
-    assert metrics(stack)["taskq_dead_letters"] == before + 1 and len(dead_ids) == before + 1
+    assert metrics(stack).total("taskq_dead_letters") == before + 1 and len(dead_ids) == before + 1
+
+
+def test_a_job_whose_worker_was_killed_is_stuck_until_a_worker_runs_it_again(stack: Stack):
+    """Killed (SIGKILL) mid-job, and no worker started: the job stays taken, past the time a job may
+    run (or its worker's heartbeat lapses), and shows as stuck. A worker started: it runs again once,
+    and nothing is stuck."""
+    key = f"stuck-{uuid.uuid4().hex[:8]}"
+    stack.post_job(task="demo", key=key, sleep_s=3)
+    stuck = "taskq_jobs_stuck"
+    wait_for(lambda: stack.attempt_times(key), lambda started: len(started) == 1, timeout=30, interval=0.2)
+    assert metrics(stack).total(stuck) == 0
+    stack.compose("kill", "--signal", "SIGKILL", "worker")
+    try:
+        bound = 2 * stack.time_limit_s + 120  # the contract's redelivery bound
+        wait_for(lambda: metrics(stack), lambda m: m.total(stuck) >= 1, timeout=bound, interval=1)
+    finally:
+        stack.compose("start", "worker")
+    wait_for(lambda: stack.effects(key), lambda e: e["effects"] == 1, timeout=bound, interval=1)
+    wait_for(lambda: metrics(stack), lambda m: m.total(stuck) == 0, timeout=60, interval=1)
 
 
 def test_a_scrape_fails_while_redis_is_down_and_works_again_after(stack: Stack):

@@ -10,7 +10,7 @@ import time
 import urllib.error
 import urllib.request
 
-from taskq.metrics import QueueMetrics, Snapshot, age_s, exposition, serve
+from taskq.metrics import METRIC_NAMES, QueueMetrics, Snapshot, age_s, exposition, serve
 from tests.promtool import check_metrics
 
 
@@ -19,9 +19,17 @@ def snapshot() -> Snapshot:
         library="RQ",
         library_version="2.6.0",
         queues={
-            "default": QueueMetrics(depth=3, delayed=1, oldest_age_s=12.5, in_progress=2, dead_letters=4),
+            "default": QueueMetrics(
+                depth=3, delayed=1, oldest_age_s=12.5, in_progress=2, dead_letters=4, stuck=1
+            ),
             'odd "queue"\\': QueueMetrics(),
         },
+        processes=[
+            {"member": "a:1", "role": "worker", "capacity": 8, "seen": 1.0},
+            {"member": "b:1", "role": "worker", "capacity": 4, "seen": 1.0},
+            {"member": "c:1", "role": "scheduler", "capacity": 0, "seen": 1.0},
+        ],
+        schedules={"tick": (1_000_020.0, 60.0)},
     )
 
 
@@ -32,6 +40,19 @@ def test_the_exposition_passes_promtool_and_labels_every_queue():
     assert 'taskq_queue_oldest_job_age_seconds{queue_name="default"} 12.5' in text
     assert 'taskq_queue_depth{queue_name="odd \\"queue\\"\\\\"} 0' in text
     assert 'taskq_exporter_info{library="RQ",library_version="2.6.0",version="0.3.0"} 1' in text
+    assert 'taskq_jobs_stuck{queue_name="default"} 1' in text
+    assert 'taskq_workers{role="worker"} 2' in text and 'taskq_workers{role="scheduler"} 1' in text
+    assert "taskq_worker_capacity 12" in text
+    assert 'taskq_schedule_last_fire_timestamp_seconds{schedule="tick"} 1000020.0' in text
+    assert 'taskq_schedule_interval_seconds{schedule="tick"} 60.0' in text
+    names = {line.split()[2] for line in text.splitlines() if line.startswith("# TYPE")}
+    assert names == set(METRIC_NAMES)
+
+
+def test_no_worker_is_zero_workers_not_a_missing_series():
+    text = exposition(Snapshot("Arq", "0.28.0"), 0.001, "0.3.0")
+    check_metrics(text)
+    assert 'taskq_workers{role="worker"} 0' in text and "taskq_worker_capacity 0" in text
 
 
 def test_the_age_counts_from_the_later_of_enqueue_and_eta():

@@ -15,14 +15,17 @@ import redis
 from arq.constants import job_key_prefix, result_key_prefix, retry_key_prefix
 from arq.jobs import serialize_job
 
-from taskq.arq import HEALTH_CHECK_KEY_PREFIX, running_key, serialize
+from taskq.arq import running_key, serialize
 from taskq.deadletters import DEAD_LETTERS_KEY, DeadLetter, RedisDeadLetters
 from taskq.metrics import QueueMetrics, Snapshot, age_s, version_of
-from taskq.settings import ARQ_HEALTH_CHECK_INTERVAL_S, ARQ_IN_PROGRESS_MARGIN_S
+from taskq.presence import PROCESSES_KEY, SCHEDULES_KEY, live_processes
+from taskq.settings import ARQ_IN_PROGRESS_MARGIN_S
 
 if TYPE_CHECKING:
     from taskq.arq import ArqToolkit
 
+# A running job's entry this much older than Arq's job timeout belongs to a worker that is gone.
+STUCK_MARGIN_S = 5
 # How long a requeued job may wait in the queue before Arq lets it expire (Arq's default: a day).
 REQUEUED_JOB_EXPIRES_MS = 86_400_000
 
@@ -42,28 +45,39 @@ def operations(toolkit: ArqToolkit):
     def metrics() -> Snapshot:
         """Two pipelined round trips, O(log N) each: the queue's due and future jobs, the jobs
         running now (the worker's sorted set; an entry older than Arq's in-progress lifetime is a
-        killed worker's job, which waits to run again), the dead letters; then the oldest due job
-        that is not running (a running job stays in Arq's queue)."""
+        killed worker's job, which waits to run again), the live processes and schedule entries,
+        the dead letters; then the oldest due job that is not running (a running job stays in
+        Arq's queue), and which of the long-running entries are still queued (stuck)."""
         r, queue = client(), toolkit.queue_name
         now_ms = int(time.time() * 1000)
         lapsed_ms = (toolkit.settings.arq_job_timeout_s + ARQ_IN_PROGRESS_MARGIN_S) * 1000
+        overdue_ms = (toolkit.settings.arq_job_timeout_s + STUCK_MARGIN_S) * 1000
         with r.pipeline(transaction=False) as pipe:
             pipe.zcount(queue, "-inf", now_ms)
             pipe.zcount(queue, f"({now_ms}", "+inf")
             pipe.zrangebyscore(running_key(queue), now_ms - lapsed_ms, "+inf")
+            pipe.zrangebyscore(running_key(queue), "-inf", now_ms - overdue_ms)
             pipe.hlen(DEAD_LETTERS_KEY)
-            due, later, running, dead = pipe.execute()
+            pipe.hgetall(PROCESSES_KEY)
+            pipe.hgetall(SCHEDULES_KEY)
+            due, later, running, overdue, dead, processes, schedules = pipe.execute()
         running = set(running)
-        first_due = r.zrangebyscore(queue, "-inf", now_ms, start=0, num=len(running) + 1, withscores=True)
+        with r.pipeline(transaction=False) as pipe:
+            pipe.zrangebyscore(queue, "-inf", now_ms, start=0, num=len(running) + 1, withscores=True)
+            for job_id in overdue:
+                pipe.zscore(queue, job_id)
+            first_due, *overdue_scores = pipe.execute()
         waiting_since = next((score / 1000 for job_id, score in first_due if job_id not in running), None)
         depth = max(0, int(due) - len(running))
-        snapshot = Snapshot("Arq", version_of("arq"))
+        snapshot = Snapshot("Arq", version_of("arq")).add_presence(processes, schedules, now_ms / 1000)
         snapshot.queues[display_name(queue)] = QueueMetrics(
             depth=depth,
             delayed=int(later),
             oldest_age_s=age_s(now_ms / 1000, waiting_since) if depth else 0.0,
             in_progress=len(running),
             dead_letters=int(dead),
+            # started longer ago than a job may run and still queued: its worker is gone
+            stuck=sum(1 for score in overdue_scores if score is not None),
         )
         return snapshot
 
@@ -85,24 +99,17 @@ def operations(toolkit: ArqToolkit):
         return [letter for letter in letters if _requeue_one(r, letter, toolkit.queue_name)]
 
     def workers() -> list[dict[str, Any]]:
-        """Processes whose health key is live (it lapses ARQ_HEALTH_CHECK_INTERVAL_S + 1 s after
-        their last write), with the number of jobs each was running then."""
-        r, now_ms, found = client(), time.time() * 1000, []
-        for key in r.scan_iter(match=f"{HEALTH_CHECK_KEY_PREFIX}*", count=1000):
-            report, ttl_ms = r.get(key), r.pttl(key)
-            if report is None or ttl_ms < 0:
-                continue
-            # "Nov-24 10:00:00 j_complete=3 j_failed=0 j_retried=1 j_ongoing=2 queued=5"
-            counts = dict(part.split("=", 1) for part in report.decode().split() if "=" in part)
-            written_ms = now_ms - ((ARQ_HEALTH_CHECK_INTERVAL_S + 1) * 1000 - ttl_ms)
-            found.append(
-                {
-                    "worker": key.decode().removeprefix(HEALTH_CHECK_KEY_PREFIX),
-                    "last_seen": written_ms / 1000,
-                    "in_progress": int(counts.get("j_ongoing", 0)),
-                }
-            )
-        return sorted(found, key=lambda worker: worker["worker"])
+        """The live worker processes (taskq.presence), with the jobs each was running when it last
+        wrote (every ARQ_HEALTH_CHECK_INTERVAL_S)."""
+        found = live_processes(client().hgetall(PROCESSES_KEY), time.time())
+        return sorted(
+            (
+                {"worker": p["member"], "last_seen": p["seen"], "in_progress": int(p.get("busy") or 0)}
+                for p in found
+                if p.get("role") == "worker"
+            ),
+            key=lambda worker: worker["worker"],
+        )
 
     return Operations(
         library="Arq",

@@ -30,6 +30,7 @@ from redis.exceptions import RedisError
 from taskq.arq import deserialize, running_key
 from taskq.deadletters import DEAD_LETTERS_KEY, DeadLetter
 from taskq.heartbeat import Heartbeat
+from taskq.presence import Presence, record_fire_async
 
 __all__ = ["ToolkitWorker", "dead_letter"]
 
@@ -63,6 +64,8 @@ class ToolkitWorker(Worker):
     def __init__(self, *, heartbeat_file: Path, **options: Any) -> None:
         super().__init__(**options)
         self.heartbeat = Heartbeat(heartbeat_file, min_interval_s=0)
+        # max_jobs=0 is the scheduler: a process that runs the cron and no job
+        self.presence = Presence("worker" if self.max_jobs else "scheduler", self.max_jobs)
 
     async def _poll_iteration(self) -> None:
         try:
@@ -101,8 +104,22 @@ class ToolkitWorker(Worker):
         await super().record_health()
         if self._last_health_check != last:
             self.heartbeat.beat()
+            await self.presence.announce_async(self.pool, busy=sum(not t.done() for t in self.tasks.values()))
             cutoff = int(time.time() * 1000) - STALE_RUNNING_ENTRY_MS
             await self.pool.zremrangebyscore(running_key(self.queue_name), "-inf", cutoff)
+
+    async def run_cron(self, n: Any, delay: float, num_windows: int = 2) -> None:
+        due = {job.name: job.next_run for job in self.cron_jobs}
+        await super().run_cron(n, delay, num_windows)
+        for job in self.cron_jobs:
+            if due[job.name] is not None and job.next_run != due[job.name]:
+                slot, following = due[job.name].timestamp(), job.next_run.timestamp()
+                await record_fire_async(self.pool, job.name, slot, following)
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            await self.presence.withdraw_async(self.pool)
+        await super().close()
 
     async def finish_job(self, job_id: str, finish: bool, result_data: bytes | None, *args: Any) -> None:
         if finish:

@@ -55,6 +55,7 @@ from taskq.errors import ConfigError
 from taskq.heartbeat import DEFAULT_WORKER_FILE, Heartbeat
 from taskq.idempotency import identity_of
 from taskq.metrics import QueueMetrics, Snapshot, age_s, version_of
+from taskq.presence import PROCESSES_KEY, SCHEDULES_KEY, Presence
 from taskq.retry import RetryLater, RetryPolicy
 from taskq.settings import CELERY_RESTORE_SWEEP_S, CelerySettings
 
@@ -70,6 +71,11 @@ PRIORITY_SEPARATOR = "\x06\x16"
 PRIORITY_STEPS = (3, 6, 9)
 # kombu's Redis transport: delivery tag -> message of every delivered, unacknowledged message.
 UNACKED_KEY = "unacked"
+# ... and delivery tag -> when it was delivered (epoch seconds).
+UNACKED_INDEX_KEY = "unacked_index"
+# A message delivered longer ago than the hard time limit plus this, and not held for its ETA,
+# has no live worker running it: stuck until kombu restores it after the visibility timeout.
+STUCK_MARGIN_S = 30
 
 _toolkits: weakref.WeakKeyDictionary[Celery, CeleryToolkit] = weakref.WeakKeyDictionary()
 
@@ -326,22 +332,28 @@ class HeartbeatStep(bootsteps.StartStopStep):
     def __init__(self, worker, **kwargs):
         super().__init__(worker, **kwargs)
         self.timer_entry = None
-        toolkit = _toolkits.get(worker.app)
+        self.toolkit = toolkit = _toolkits.get(worker.app)
         if toolkit is not None:
             toolkit.check()
             toolkit.settings.check()  # a grace period too short for a job refuses to start the worker
         self.heartbeat = Heartbeat(toolkit.heartbeat_file) if toolkit else None
+        self.presence = Presence("worker", worker.concurrency or 1)
+
+    def beat(self) -> None:
+        self.heartbeat.beat()
+        self.presence.announce(self.toolkit.redis)
 
     def start(self, worker):
         if self.heartbeat is not None:
-            self.heartbeat.beat()
-            self.timer_entry = worker.timer.call_repeatedly(HEARTBEAT_EVERY_S, self.heartbeat.beat)
+            self.beat()
+            self.timer_entry = worker.timer.call_repeatedly(HEARTBEAT_EVERY_S, self.beat)
 
     def stop(self, worker):
         if self.timer_entry is not None:
             self.timer_entry.cancel()
         if self.heartbeat is not None:
             self.heartbeat.stop()
+            self.presence.withdraw(self.toolkit.redis)
 
 
 # --- the ops CLI and dashboard -----------------------------------------------------------------
@@ -366,8 +378,9 @@ def operations(app: Celery):
     def metrics() -> Snapshot:
         """One pipelined round trip: each queue's lists (one per priority step) with their oldest
         message, the unacknowledged messages (O(jobs in flight): kombu keeps them in one hash for
-        all queues, with the ETA-held retries among them) and the dead letters (O(1) for one
-        queue, O(dead letters) for several: the store is one hash)."""
+        all queues, with the ETA-held retries among them) and those delivered too long ago, the
+        live processes and schedule entries, and the dead letters (O(1) for one queue,
+        O(dead letters) for several: the store is one hash)."""
         client, names = toolkit.redis, toolkit.queue_names()
         lists = {
             name: [name, *(f"{name}{PRIORITY_SEPARATOR}{step}" for step in PRIORITY_STEPS)] for name in names
@@ -377,13 +390,20 @@ def operations(app: Celery):
                 for key in lists[name]:
                     pipe.llen(key)
                     pipe.lindex(key, -1)  # kombu pushes on the left: the oldest is on the right
-            pipe.hvals(UNACKED_KEY)
+            pipe.hgetall(UNACKED_KEY)
+            pipe.zrangebyscore(
+                UNACKED_INDEX_KEY, "-inf", time.time() - toolkit.settings.hard_time_limit_s - STUCK_MARGIN_S
+            )
+            pipe.hgetall(PROCESSES_KEY)
+            pipe.hgetall(SCHEDULES_KEY)
             if len(names) == 1:
                 pipe.hlen(DEAD_LETTERS_KEY)
             else:
                 pipe.hvals(DEAD_LETTERS_KEY)
             answers = pipe.execute()
         now, snapshot = time.time(), Snapshot("Celery", version_of("celery"))
+        unacked, long_ago, processes, schedules, dead = answers[-5:]
+        snapshot.add_presence(processes, schedules, now)
         for name in names:
             snapshot.queues[name] = QueueMetrics()
         for i, name in enumerate(names):
@@ -391,7 +411,8 @@ def operations(app: Celery):
             counts, heads = answers[per * i : per * (i + 1) : 2], answers[per * i + 1 : per * (i + 1) : 2]
             queue.depth = sum(int(n) for n in counts)
             queue.oldest_age_s = max((age_s(now, *_times(head)) for head in heads if head), default=0.0)
-        for raw in answers[-2]:
+        long_ago = set(long_ago)
+        for tag, raw in unacked.items():
             queue_name, times = _unacked(raw)
             if queue_name in snapshot.queues:
                 due = max((t for t in times if t is not None), default=0.0)
@@ -399,7 +420,7 @@ def operations(app: Celery):
                     snapshot.queues[queue_name].delayed += 1
                 else:
                     snapshot.queues[queue_name].in_progress += 1
-        dead = answers[-1]
+                    snapshot.queues[queue_name].stuck += tag in long_ago
         if isinstance(dead, int):
             snapshot.queues[names[0]].dead_letters = dead
         else:

@@ -27,6 +27,7 @@ import redis
 from celery import beat, schedules
 
 from taskq.heartbeat import DEFAULT_SCHEDULER_FILE, Heartbeat
+from taskq.presence import Presence, record_fire
 from taskq.schedule import CLAIM_KEPT_PERIODS, MIN_CLAIM_TTL_S, claim_slot
 
 __all__ = ["SlotScheduler", "aligned", "slot_of"]
@@ -86,6 +87,10 @@ class SlotScheduler(beat.Scheduler):
 
     heartbeat = Heartbeat(DEFAULT_SCHEDULER_FILE)
 
+    @functools.cached_property
+    def presence(self) -> Presence:
+        return Presence("scheduler", 0)
+
     def setup_schedule(self) -> None:
         from taskq.celery import toolkit_of
 
@@ -107,7 +112,12 @@ class SlotScheduler(beat.Scheduler):
 
     def tick(self, *args, **kwargs):
         self.heartbeat.beat()
+        self.presence.announce(self.redis)
         return super().tick(*args, **kwargs)
+
+    def close(self) -> None:
+        self.presence.withdraw(self.redis)
+        super().close()
 
     def apply_async(self, entry, producer=None, advance=True, **kwargs):
         slot = slot_of(entry.schedule, time.time())
@@ -123,4 +133,7 @@ class SlotScheduler(beat.Scheduler):
         entry.options = options
         if slot_kwarg:
             entry.kwargs = {**(entry.kwargs or {}), slot_kwarg: slot}
-        return super().apply_async(entry, producer=producer, advance=False, **kwargs)
+        result = super().apply_async(entry, producer=producer, advance=False, **kwargs)
+        next_in = entry.schedule.remaining_estimate(datetime.fromtimestamp(slot, UTC)).total_seconds()
+        record_fire(self.redis, entry.name, slot, time.time() + max(0.0, next_in))
+        return result

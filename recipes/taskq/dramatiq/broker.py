@@ -24,6 +24,7 @@ from dramatiq.errors import DecodeError
 from dramatiq.message import Message
 
 from taskq.heartbeat import Heartbeat
+from taskq.presence import Presence
 from taskq.settings import DRAMATIQ_MAINTENANCE_INTERVAL_S
 
 __all__ = ["ToolkitRedisBroker", "ToolkitRedisConsumer"]
@@ -81,6 +82,8 @@ class ToolkitRedisBroker(DramatiqRedisBroker):
     """
 
     heartbeat: Heartbeat | None = None
+    # set in worker processes: announced with the heartbeat (taskq.presence)
+    presence: Presence | None = None
 
     def __init__(self, **options) -> None:
         super().__init__(**options)
@@ -101,6 +104,8 @@ class ToolkitRedisBroker(DramatiqRedisBroker):
             result = run(queue_name, *args)
             if self.heartbeat is not None:
                 self.heartbeat.beat()
+            if self.presence is not None:
+                self.presence.announce(self.client)
             return result
 
         return dispatch

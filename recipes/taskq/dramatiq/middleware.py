@@ -13,6 +13,7 @@ from dramatiq.middleware.time_limit import TimeLimitExceeded
 from taskq.context import _task_name
 from taskq.heartbeat import Heartbeat
 from taskq.idempotency import identity_of
+from taskq.presence import Presence
 from taskq.retry import RetryLater, RetryPolicy
 from taskq.settings import DRAMATIQ_POLL_MS, DramatiqSettings
 
@@ -59,7 +60,8 @@ class WorkerProcess(Middleware):
     - SIGTERM and SIGHUP first set the broker's stop flag, then call Dramatiq's own handler
       (which only sets a flag it reads once a second): the consumers fetch nothing from then on.
     - The consumers poll every DRAMATIQ_POLL_MS when idle (Dramatiq's default backs off to 1 s).
-    - The heartbeat file, touched at every broker call (at least every poll).
+    - The heartbeat file, touched at every broker call (at least every poll), and the process's
+      entry among the live ones (taskq.presence), with its threads as its capacity.
     - The running actor's name, for the idempotency helper's default scope.
     - A message that fails for good is dead-lettered with its final error and idempotency key
       (the broker stores the message as it was last enqueued, with the previous attempt's error).
@@ -86,6 +88,11 @@ class WorkerProcess(Middleware):
     def before_worker_boot(self, broker, worker) -> None:
         self.settings.check()
         worker.worker_timeout = DRAMATIQ_POLL_MS
+        broker.presence = Presence("worker", worker.worker_threads)
+
+    def after_worker_shutdown(self, broker, worker) -> None:
+        if getattr(broker, "presence", None) is not None:
+            broker.presence.withdraw(broker.client)
 
     def before_process_message(self, broker, message) -> None:
         self._tokens[message.message_id] = _task_name.set(message.actor_name)

@@ -20,6 +20,7 @@ from dramatiq.message import Message
 from taskq.deadletters import DeadLetter
 from taskq.dramatiq.middleware import IDENTITY_OPTION
 from taskq.metrics import QueueMetrics, Snapshot, age_s, version_of
+from taskq.presence import PROCESSES_KEY, SCHEDULES_KEY
 from taskq.settings import DramatiqSettings
 
 # What a failed run leaves in a message's options; requeue removes them.
@@ -126,9 +127,15 @@ def operations(broker):
                 pipe.zcard(k["dead"])
                 pipe.llen(k["delayed"])
                 pipe.lindex(k["queue"], 0)  # pushed on the right: the oldest is on the left
-            pipe.zrange(f"{namespace}:__heartbeats__", 0, -1)
-            first = pipe.execute()
-        workers = [w.decode() for w in first[-1]]
+            pipe.zrange(f"{namespace}:__heartbeats__", 0, -1, withscores=True)
+            pipe.hgetall(PROCESSES_KEY)
+            pipe.hgetall(SCHEDULES_KEY)
+            *first, beats, processes, schedules = pipe.execute()
+        now = time.time()
+        workers = [w.decode() for w, _ in beats]
+        # A process whose heartbeat is older than the broker's timeout is gone: what it holds is
+        # stuck until another process's maintenance puts it back in its queue.
+        gone = {w.decode() for w, seen in beats if seen < now * 1000 - broker.heartbeat_timeout}
         with client.pipeline(transaction=False) as pipe:
             for i, name in enumerate(names):
                 for worker_id in workers:
@@ -140,7 +147,7 @@ def operations(broker):
                 else:
                     pipe.echo("")  # keeps one answer per queue in place
             second = pipe.execute()
-        now, snapshot = time.time(), Snapshot("Dramatiq", version_of("dramatiq"))
+        snapshot = Snapshot("Dramatiq", version_of("dramatiq")).add_presence(processes, schedules, now)
         per = 2 * len(workers) + 1
         for i, name in enumerate(names):
             held = second[per * i : per * (i + 1)]
@@ -151,6 +158,7 @@ def operations(broker):
                 oldest_age_s=age_s(now, enqueued_at(held[-1] or None)) if depth else 0.0,
                 in_progress=sum(int(n) for n in held[0:-1:2]),
                 dead_letters=int(first[4 * i + 1]),
+                stuck=sum(int(n) for w, n in zip(workers, held[0:-1:2], strict=True) if w in gone),
             )
         return snapshot
 

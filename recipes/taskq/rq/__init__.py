@@ -31,6 +31,7 @@ from __future__ import annotations
 import functools
 import logging
 import math
+import os
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -47,6 +48,7 @@ from taskq.context import running
 from taskq.errors import ConfigError
 from taskq.heartbeat import DEFAULT_SCHEDULER_FILE, DEFAULT_WORKER_FILE, Heartbeat
 from taskq.idempotency import identity_of
+from taskq.presence import Presence
 from taskq.retry import RetryLater, RetryPolicy
 from taskq.schedule import Entry, SlotLoop
 from taskq.settings import (
@@ -159,6 +161,22 @@ class ToolkitWorkerMixin:
     def heartbeat(self, *args, **kwargs):
         super().heartbeat(*args, **kwargs)
         self.jobs.worker_heartbeat.beat()
+        # Only the worker's own process announces it; a forked work horse beats too.
+        if self._presence is not None and self._presence_pid == os.getpid():
+            self._presence.announce(self.connection)
+
+    _presence: Presence | None = None
+    _presence_pid: int | None = None
+
+    def register_birth(self, *args, **kwargs):
+        super().register_birth(*args, **kwargs)
+        self._presence, self._presence_pid = Presence("worker", 1), os.getpid()
+        self._presence.announce(self.connection)
+
+    def register_death(self, *args, **kwargs):
+        super().register_death(*args, **kwargs)
+        if self._presence is not None:
+            self._presence.withdraw(self.connection)
 
 
 class Jobs:

@@ -12,6 +12,7 @@ from rq.utils import utcparse
 
 from taskq.deadletters import DeadLetter
 from taskq.metrics import QueueMetrics, Snapshot, age_s, version_of
+from taskq.presence import PROCESSES_KEY, SCHEDULES_KEY
 
 if TYPE_CHECKING:
     from taskq.rq import Jobs
@@ -78,15 +79,20 @@ def operations(jobs: Jobs):
                 pipe.zcard(queue.started_job_registry.key)
                 pipe.zcard(queue.failed_job_registry.key)
                 pipe.lindex(queue.key, 0)  # RQ pushes on the right: the oldest is on the left
-            counts = pipe.execute()
-        per = 5
+                # a started job's score is when its worker's lease on it ends: past, it is abandoned
+                pipe.zcount(queue.started_job_registry.key, "-inf", time.time())
+            pipe.hgetall(PROCESSES_KEY)
+            pipe.hgetall(SCHEDULES_KEY)
+            *counts, processes, schedules = pipe.execute()
+        per = 6
         heads = [counts[per * i + 4] for i in range(len(names))]
         with client.pipeline(transaction=False) as pipe:
             for head in heads:
                 if head is not None:
                     pipe.hget(jobs.job_class.key_for(head.decode()), "enqueued_at")
             enqueued = iter(pipe.execute() if any(h is not None for h in heads) else [])
-        now, snapshot = time.time(), Snapshot("RQ", version_of("rq"))
+        now = time.time()
+        snapshot = Snapshot("RQ", version_of("rq")).add_presence(processes, schedules, now)
         for i, name in enumerate(names):
             raw = next(enqueued) if heads[i] is not None else None
             since = _epoch(raw.decode()) if raw else None
@@ -96,6 +102,7 @@ def operations(jobs: Jobs):
                 oldest_age_s=age_s(now, since) if counts[per * i] else 0.0,
                 in_progress=int(counts[per * i + 2]),
                 dead_letters=int(counts[per * i + 3]),
+                stuck=int(counts[per * i + 5]),
             )
         return snapshot
 

@@ -217,3 +217,11 @@ def test_the_exporter_reads_depth_age_delays_and_running_jobs_with_cheap_command
     assert 1.0 <= waiting.oldest_age_s < 30
     # one running (still in Arq's queue, not counted as waiting), one waiting since before it
     assert (busy.depth, busy.delayed, busy.in_progress) == (1, 1, 1) and busy.oldest_age_s >= 1.0
+    # a job started long ago by a worker that is gone, queued again: stuck until a worker runs it
+    client = redis.Redis.from_url(redis_url)
+    started_ms = (time.time() - SETTINGS.arq_job_timeout_s - 60) * 1000
+    client.zadd(taskq.arq.running_key(queue), {"killed-workers-job": started_ms})
+    client.zadd(queue, {"killed-workers-job": started_ms})
+    assert ops.metrics().queues[queue].stuck == 1
+    # Measured with no worker running: Redis counts every client's commands.
+    assert_cost_does_not_grow_with_the_keyspace(client, ops.metrics)

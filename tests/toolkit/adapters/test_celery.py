@@ -126,6 +126,53 @@ def wait(condition, timeout: float = 20) -> None:
         time.sleep(0.05)
 
 
+def test_the_exporter_reads_depth_age_delays_in_progress_and_dead_letters_with_cheap_commands(redis_url: str):
+    """An app of its own, on a queue no worker reads; first in this module, because Redis counts
+    every client's commands and the module's worker, once started, sends its own. kombu keeps what
+    workers hold (running, or a retry held until its ETA) in one hash for all queues, with their
+    delivery times: planted here as kombu writes them, one delivered before the hard time limit."""
+    queue = f"exports-{uuid.uuid4().hex[:8]}"
+    app = Celery("exports", broker=redis_url)
+    app.conf.task_default_queue = queue
+    taskq.celery.setup(app, settings=CelerySettings(job_time_limit_s=20))
+    ops = taskq.celery.operations(app)
+    client = redis.Redis.from_url(redis_url)
+    assert ops.metrics().queues[queue].depth == 0
+    app.send_task("exports.make", args=[1])
+    app.send_task("exports.make", args=[2], priority=6)
+    time.sleep(1.1)
+    metrics = ops.metrics().queues[queue]
+    assert (metrics.depth, metrics.in_progress, metrics.delayed) == (2, 0, 0)
+    assert 1.0 <= metrics.oldest_age_s < 30
+    held = {"body": "", "headers": {"eta": None}, "properties": {}}
+    later = {**held, "headers": {"eta": datetime.fromtimestamp(time.time() + 300, UTC).isoformat()}}
+    tags = [f"tag-{uuid.uuid4().hex}" for _ in range(4)]
+    client.hset(
+        "unacked",
+        mapping={
+            tags[0]: json.dumps([held, "", queue]),
+            tags[1]: json.dumps([later, "", queue]),
+            tags[2]: json.dumps([held, "", "another-apps-queue"]),
+            tags[3]: json.dumps([held, "", queue]),
+        },
+    )
+    client.zadd("unacked_index", {tags[0]: time.time(), tags[1]: time.time(), tags[3]: time.time() - 3600})
+    dead = f"dead-{uuid.uuid4().hex}"
+    RedisDeadLetters(client).add(DeadLetter(id=dead, task="exports.make", error="ValueError", failed_at=None))
+    try:
+        metrics = ops.metrics().queues[queue]
+        assert (metrics.in_progress, metrics.delayed, metrics.stuck) == (
+            2,
+            1,
+            1,
+        ) and metrics.dead_letters >= 1
+        assert_cost_does_not_grow_with_the_keyspace(client, ops.metrics)
+    finally:
+        client.hdel("unacked", *tags)
+        client.zrem("unacked_index", *tags)
+        RedisDeadLetters(client).remove(dead)
+
+
 def test_the_toolkit_overrides_the_apps_unsafe_settings_and_keeps_its_own(app, worker):
     conf = app.conf
     assert conf.task_acks_late is True and conf.worker_disable_prefetch is True
@@ -251,41 +298,3 @@ def test_the_ops_cli_counts_the_apps_queues(app, worker):
     ops = taskq.celery.operations(app)
     depth = ops.depth()
     assert set(depth["queues"]) == {"default"} and depth["dead"] >= 1
-
-
-def test_the_exporter_reads_depth_age_delays_in_progress_and_dead_letters_with_cheap_commands(redis_url: str):
-    """An app of its own, on a queue no worker reads. kombu keeps what workers hold (running, or a
-    retry held until its ETA) in one hash for all queues: planted here as kombu writes it."""
-    queue = f"exports-{uuid.uuid4().hex[:8]}"
-    app = Celery("exports", broker=redis_url)
-    app.conf.task_default_queue = queue
-    taskq.celery.setup(app, settings=CelerySettings(job_time_limit_s=20))
-    ops = taskq.celery.operations(app)
-    client = redis.Redis.from_url(redis_url)
-    assert ops.metrics().queues[queue].depth == 0
-    app.send_task("exports.make", args=[1])
-    app.send_task("exports.make", args=[2], priority=6)
-    time.sleep(1.1)
-    metrics = ops.metrics().queues[queue]
-    assert (metrics.depth, metrics.in_progress, metrics.delayed) == (2, 0, 0)
-    assert 1.0 <= metrics.oldest_age_s < 30
-    held = {"body": "", "headers": {"eta": None}, "properties": {}}
-    later = {**held, "headers": {"eta": datetime.fromtimestamp(time.time() + 300, UTC).isoformat()}}
-    tags = [f"tag-{uuid.uuid4().hex}" for _ in range(3)]
-    client.hset(
-        "unacked",
-        mapping={
-            tags[0]: json.dumps([held, "", queue]),
-            tags[1]: json.dumps([later, "", queue]),
-            tags[2]: json.dumps([held, "", "another-apps-queue"]),
-        },
-    )
-    dead = f"dead-{uuid.uuid4().hex}"
-    RedisDeadLetters(client).add(DeadLetter(id=dead, task="exports.make", error="ValueError", failed_at=None))
-    try:
-        metrics = ops.metrics().queues[queue]
-        assert (metrics.in_progress, metrics.delayed) == (1, 1) and metrics.dead_letters >= 1
-        assert_cost_does_not_grow_with_the_keyspace(client, ops.metrics)
-    finally:
-        client.hdel("unacked", *tags)
-        RedisDeadLetters(client).remove(dead)

@@ -181,7 +181,16 @@ def test_the_exporter_reads_depth_age_delays_in_progress_and_dead_letters_with_c
             metrics = ops.metrics().queues["exports"]
         assert (metrics.depth, metrics.oldest_age_s, metrics.delayed) == (0, 0.0, 1)
         assert metrics.in_progress == held() >= 1
-        assert_cost_does_not_grow_with_the_keyspace(broker.client, ops.metrics)
+        snapshot = ops.metrics()
+        assert [(p["role"], p["capacity"]) for p in snapshot.processes] == [("worker", 1)]
+        # a process whose heartbeat stopped, holding a message: stuck until maintenance requeues it
+        gone_since_ms = time.time() * 1000 - broker.heartbeat_timeout - 1000
+        broker.client.zadd(f"{broker.namespace}:__heartbeats__", {"killed": gone_since_ms})
+        broker.client.sadd(f"{broker.namespace}:__acks__.killed.exports", "a-message-id")
+        metrics = ops.metrics().queues["exports"]
+        assert (metrics.in_progress, metrics.stuck) == (held(), 1)
     finally:
         release.set()
         worker.stop()
+    # Measured with no worker running: Redis counts every client's commands.
+    assert_cost_does_not_grow_with_the_keyspace(broker.client, ops.metrics)

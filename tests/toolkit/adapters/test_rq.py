@@ -161,4 +161,9 @@ def test_the_exporter_reads_depth_age_delays_and_dead_letters_with_cheap_command
     metrics = ops.metrics().queues
     assert (metrics[first].depth, metrics[first].oldest_age_s, metrics[first].in_progress) == (0, 0.0, 0)
     assert metrics[first].dead_letters == 1
+    # a job whose worker's lease on it ran out (the worker was killed): stuck until RQ cleans up
+    started = jobs.queue(first).started_job_registry.key
+    jobs.connection.zadd(started, {"killed-workers-job": time.time() - 10})
+    metrics = ops.metrics().queues
+    assert (metrics[first].in_progress, metrics[first].stuck) == (1, 1)
     assert_cost_does_not_grow_with_the_keyspace(redis.Redis.from_url(redis_url), ops.metrics)
