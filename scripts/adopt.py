@@ -91,8 +91,8 @@ replaces these files (only these: nothing else of the repository is touched).
    toolkit in your app" in the toolkit's README, and `recipes/taskq/{lib}/README.md` there.
 2. Docker Compose: `cp deploy/taskq/.env.example deploy/taskq/.env`, fill it in, and add
    `include: [deploy/taskq/compose.yaml]` to your compose.yaml; `docker compose up --wait`
-   then runs the worker, scheduler and monitor on your image. Your image's entrypoint must end
-   in `exec "$@"` (as `entrypoint.sh` here does), so that SIGTERM reaches the worker itself.
+   then runs the worker, scheduler, monitor and exporter on your image. Your image's entrypoint
+   must end in `exec "$@"` (as `entrypoint.sh` here does), so that SIGTERM reaches the worker.
 3. Kubernetes: fill in `helm/{lib}-values.yaml` (your images, commands, Secrets, volumes), then
    `helm install jobs deploy/taskq/helm/{lib} -f deploy/taskq/helm/{lib}-values.yaml`.
 

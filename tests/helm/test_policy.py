@@ -512,24 +512,53 @@ def test_the_monitor_gets_its_credentials_from_a_secret(lib: str):
     assert not find(own, "Secret", "monitor")
 
 
-@pytest.mark.stacks("celery", "dramatiq")
-def test_the_service_monitor_scrapes_a_port_a_service_exposes(lib: str):
+def test_every_service_monitor_scrapes_a_port_a_service_exposes(lib: str):
     objects = render(lib, files=ALL_FEATURES)
-    monitor = one(objects, "ServiceMonitor")
-    [endpoint] = monitor["spec"]["endpoints"]
-    selected = [
-        s
-        for s in find(objects, "Service")
-        if monitor["spec"]["selector"]["matchLabels"].items() <= s["spec"]["selector"].items()
-    ]
-    assert any(endpoint["port"] in {p["name"] for p in s["spec"]["ports"]} for s in selected)
-    assert monitor["metadata"]["labels"]["release"] == "prometheus"
+    monitors = find(objects, "ServiceMonitor")
+    # the exporter's for every library; the library's own endpoint for Celery and Dramatiq
+    assert {m["metadata"]["labels"]["app.kubernetes.io/component"] for m in monitors} == {
+        "celery": {"exporter", "monitor"},
+        "dramatiq": {"exporter", "worker"},
+    }.get(lib, {"exporter"})
+    for monitor in monitors:
+        [endpoint] = monitor["spec"]["endpoints"]
+        selected = [
+            s
+            for s in find(objects, "Service")
+            if monitor["spec"]["selector"]["matchLabels"].items() <= s["spec"]["selector"].items()
+        ]
+        assert any(endpoint["port"] in {p["name"] for p in s["spec"]["ports"]} for s in selected)
+        assert monitor["metadata"]["labels"]["release"] == "prometheus"
 
 
-@pytest.mark.stacks("rq", "arq")
-def test_a_service_monitor_without_a_metrics_endpoint_is_refused_with_the_reason(lib: str):
-    with pytest.raises(RenderError, match="has no Prometheus endpoint"):
-        render(lib, {"metrics": {"serviceMonitor": {"enabled": True}}})
+def test_the_exporter_runs_by_default_behind_a_service_and_is_probed(lib: str):
+    objects = render(lib)
+    deployment = one(objects, "Deployment", "exporter")
+    [container] = containers(deployment["spec"]["template"]["spec"])
+    assert container["command"] == ["taskq", "exporter", "--port=9808"]
+    assert container["readinessProbe"]["httpGet"] == {"path": "/healthz", "port": "metrics"}
+    service = one(objects, "Service", "exporter")
+    assert service["spec"]["ports"][0]["port"] == 9808 and service["spec"]["type"] == "ClusterIP"
+    off = render(lib, {"exporter": {"enabled": False}})
+    assert not find(off, "Deployment", "exporter") and not find(off, "Service", "exporter")
+
+
+def test_the_prometheus_rule_is_the_promtool_tested_rules_file(lib: str):
+    rule = one(render(lib, files=ALL_FEATURES), "PrometheusRule")
+    source = yaml.safe_load((HELM_DIR.parent / "recipes" / "monitoring" / "alerts.yaml").read_text())
+    for group in source["groups"]:
+        for alert in group["rules"]:
+            anchor = alert["annotations"]["runbook_url"].split("#")[1]
+            alert["annotations"]["runbook_url"] = f"https://runbooks.example.com/taskq#{anchor}"
+    assert rule["spec"] == source
+    assert rule["metadata"]["labels"]["release"] == "prometheus"
+    assert not find(render(lib), "PrometheusRule")  # off by default: it needs the operator's CRDs
+
+
+def test_alerts_and_scraping_without_the_exporter_are_refused_with_the_reason(lib: str):
+    for metrics in ({"prometheusRule": {"enabled": True}}, {"serviceMonitor": {"enabled": True}}):
+        with pytest.raises(RenderError, match=r"needs exporter\.enabled"):
+            render(lib, {"exporter": {"enabled": False}, "metrics": metrics})
 
 
 def test_helm_test_posts_a_demo_job_to_the_app_and_waits_for_its_effect(lib: str):

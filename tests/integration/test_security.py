@@ -44,6 +44,13 @@ def test_the_monitor_requires_credentials(stack: Stack):
         stack.monitor_url, auth=(stack.env["MONITOR_USER"], stack.env["MONITOR_PASSWORD"]), timeout=10
     )
     assert right.status_code == 200
+    if stack.lib == "celery":  # Flower serves /metrics to anyone unless told otherwise
+        metrics = f"{stack.monitor_url}/metrics"
+        assert requests.get(metrics, timeout=10).status_code == 401
+        right = requests.get(
+            metrics, auth=(stack.env["MONITOR_USER"], stack.env["MONITOR_PASSWORD"]), timeout=10
+        )
+        assert right.status_code == 200 and "flower_" in right.text
 
 
 def test_no_container_runs_as_root(stack: Stack):

@@ -29,7 +29,7 @@ services:
     image: redis:7
 """
 USER_ENV = "SHOP_SETTING=theirs\nREDIS_URL=redis://redis:6379/0\nDATABASE_URL=postgresql://shop@db/shop\n"
-TASKQ_SERVICES = {"taskq-worker", "taskq-scheduler", "taskq-monitor"}
+TASKQ_SERVICES = {"taskq-worker", "taskq-scheduler", "taskq-monitor", "taskq-exporter"}
 
 
 def fill_in(example: str, **values: str) -> str:

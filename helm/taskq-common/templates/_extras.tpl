@@ -1,25 +1,34 @@
 {{/*
-A Prometheus Operator ServiceMonitor for the library's metrics endpoint (off by default: it
-needs the operator's CRDs). The endpoint is the library's: Flower's /metrics for Celery, the
-worker's exporter for Dramatiq. RQ and Arq ship none, and the render says so.
+Prometheus Operator ServiceMonitors (off by default: they need the operator's CRDs): the
+exporter's, for every library (the queue metrics the alerts read), and the library's own
+endpoint where it has one (Flower's /metrics for Celery, the worker processes' exporter for
+Dramatiq).
 */}}
 {{- define "taskq.serviceMonitor" -}}
 {{- if .Values.metrics.serviceMonitor.enabled -}}
+{{- if not .Values.exporter.enabled -}}
+{{- fail "metrics.serviceMonitor.enabled needs exporter.enabled: the queue metrics are the exporter's" -}}
+{{- end -}}
+{{- include "taskq.serviceMonitorFor" (dict "component" "exporter" "port" "metrics" "context" .) }}
 {{- $lib := include "taskq.library" . | fromYaml -}}
-{{- if not $lib.metricsComponent -}}
-{{- fail (printf "metrics.serviceMonitor.enabled: the %s recipe has no Prometheus endpoint to scrape (queue depth is at `taskq depth --json` and on the monitor)" $lib.name) -}}
+{{- if and $lib.metricsComponent (or (ne $lib.metricsComponent "monitor") .Values.monitor.enabled) }}
+---
+{{ include "taskq.serviceMonitorFor" (dict "component" $lib.metricsComponent "port" $lib.metricsPortName "context" .) }}
 {{- end -}}
-{{- if and (eq $lib.metricsComponent "monitor") (not .Values.monitor.enabled) -}}
-{{- fail "metrics.serviceMonitor.enabled needs monitor.enabled: the metrics are served by the monitor" -}}
 {{- end -}}
-{{- $scope := dict "component" $lib.metricsComponent "context" . -}}
+{{- end -}}
+
+{{/* (dict "component" "exporter" "port" "metrics" "context" $) */}}
+{{- define "taskq.serviceMonitorFor" -}}
+{{- $ := .context -}}
+{{- $scope := dict "component" .component "context" $ -}}
 apiVersion: monitoring.coreos.com/v1
 kind: ServiceMonitor
 metadata:
   name: {{ include "taskq.componentName" $scope }}
   labels:
     {{- include "taskq.labels" $scope | nindent 4 }}
-    {{- with .Values.metrics.serviceMonitor.labels }}
+    {{- with $.Values.metrics.serviceMonitor.labels }}
     {{- toYaml . | nindent 4 }}
     {{- end }}
 spec:
@@ -27,10 +36,9 @@ spec:
     matchLabels:
       {{- include "taskq.selectorLabels" $scope | nindent 6 }}
   endpoints:
-    - port: {{ $lib.metricsPortName }}
+    - port: {{ .port }}
       path: /metrics
-      interval: {{ .Values.metrics.serviceMonitor.interval }}
-{{- end -}}
+      interval: {{ $.Values.metrics.serviceMonitor.interval }}
 {{- end -}}
 
 {{/*

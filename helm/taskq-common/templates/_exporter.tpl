@@ -1,0 +1,77 @@
+{{/*
+The exporter (`taskq exporter`): the queues' metrics, the same for every library, read from Redis
+on each scrape with cheap commands only. One replica is enough (it holds no state; a scrape that
+fails is a scrape Prometheus retries); its pod carries the release's labels, so the datastore
+NetworkPolicy lets it reach Redis.
+*/}}
+{{- define "taskq.exporter.deployment" -}}
+{{- if .Values.exporter.enabled -}}
+{{- $container := include "taskq.exporter.container" . -}}
+{{- include "taskq.recipeDeployment" (dict "component" "exporter" "context" . "replicas" 1 "container" $container) -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "taskq.exporter.container" -}}
+ports:
+  - {name: metrics, containerPort: 9808, protocol: TCP}
+readinessProbe:
+  httpGet: {path: /healthz, port: metrics}
+  {{- toYaml .Values.exporter.readinessProbe | nindent 2 }}
+livenessProbe:
+  httpGet: {path: /healthz, port: metrics}
+  {{- toYaml .Values.exporter.livenessProbe | nindent 2 }}
+{{- end -}}
+
+{{- define "taskq.exporter.service" -}}
+{{- if .Values.exporter.enabled -}}
+{{- $scope := dict "component" "exporter" "context" . -}}
+apiVersion: v1
+kind: Service
+metadata:
+  name: {{ include "taskq.componentName" $scope }}
+  labels:
+    {{- include "taskq.labels" $scope | nindent 4 }}
+spec:
+  type: ClusterIP
+  ports:
+    - {name: metrics, port: 9808, targetPort: metrics, protocol: TCP}
+  selector:
+    {{- include "taskq.selectorLabels" $scope | nindent 4 }}
+{{- end -}}
+{{- end -}}
+
+{{/*
+The alert rules of recipes/monitoring/alerts.yaml (promtool-tested there) as a Prometheus
+Operator PrometheusRule. kube-prometheus-stack selects rules by its release's label: give it in
+metrics.prometheusRule.labels. runbookUrlBase, when set, replaces the rules' repository-relative
+runbook links (recipes/monitoring/README.md#alertname) with links under it.
+*/}}
+{{- define "taskq.prometheusRule" -}}
+{{- if .Values.metrics.prometheusRule.enabled -}}
+{{- if not .Values.exporter.enabled -}}
+{{- fail "metrics.prometheusRule.enabled needs exporter.enabled: the alerts read the exporter's metrics" -}}
+{{- end -}}
+{{- $scope := dict "component" "exporter" "context" . -}}
+{{- $rules := include "taskq.alertRules" . | fromYaml -}}
+{{- with .Values.metrics.prometheusRule.runbookUrlBase -}}
+{{- $base := trimSuffix "/" . -}}
+{{- range $group := $rules.groups -}}
+{{- range $rule := $group.rules -}}
+{{- $anchor := splitList "#" $rule.annotations.runbook_url | last -}}
+{{- $_ := set $rule.annotations "runbook_url" (printf "%s#%s" $base $anchor) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+apiVersion: monitoring.coreos.com/v1
+kind: PrometheusRule
+metadata:
+  name: {{ include "taskq.componentName" $scope }}
+  labels:
+    {{- include "taskq.labels" $scope | nindent 4 }}
+    {{- with .Values.metrics.prometheusRule.labels }}
+    {{- toYaml . | nindent 4 }}
+    {{- end }}
+spec:
+  {{- toYaml $rules | nindent 2 }}
+{{- end -}}
+{{- end -}}
