@@ -57,8 +57,8 @@ class BasicAuth:
 
 
 def depth(ops: Operations) -> dict[str, Any]:
-    """The queue depth, and "backlog": jobs waiting plus jobs running, what an autoscaler (KEDA's
-    metrics-api trigger in the Helm charts) should size the workers by."""
+    """The queue depth, and "backlog": jobs waiting plus jobs running, what an autoscaler should
+    size the workers by (the Helm charts' KEDA trigger reads the same from the exporter)."""
     counts = ops.depth()
     return {**counts, "backlog": sum(counts["queues"].values()) + counts["in_progress"]}
 

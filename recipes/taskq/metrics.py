@@ -1,7 +1,7 @@
 """The queue metrics every library reports the same way, and the exporter that serves them to
 Prometheus.
 
-    TASKQ_APP=myapp.tasks:app taskq exporter --port 9808        # GET /metrics
+    TASKQ_APP=myapp.tasks:app taskq exporter --port 9808        # GET /metrics, GET /backlog
 
 Each scrape reads Redis there and then (no cache, no timer: a queue that empties reads 0 at once),
 with O(1) and O(log N) commands in one or two pipelined round trips: never SCAN or KEYS, so the
@@ -9,12 +9,17 @@ cost of a scrape does not grow with the keyspace (Arq keeps a result key per job
 scrape whose Redis read fails answers 500, so Prometheus's own `up` for the target reads 0 (the
 "failed scrapes" rule of Prometheus's guide to writing exporters).
 
+GET /backlog?queues=a,b answers {"backlog": N, "queues": {"a": n, ...}}: jobs waiting plus jobs
+running, per queue and summed (all the app's queues without `queues`), what an autoscaler (KEDA's
+metrics-api trigger in the Helm charts) sizes the workers by: busy workers are not idle workers.
+
 Names and units follow that guide: seconds, `_total` for counters, a `queue_name` label (the
 label celery-exporter and Dramatiq's middleware use too, so their metrics join ours).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import signal
 import threading
@@ -22,6 +27,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
 
 __all__ = ["QueueMetrics", "Snapshot", "age_s", "exposition", "serve", "version_of"]
 
@@ -182,6 +188,8 @@ class _Handler(BaseHTTPRequestHandler):
         path = self.path.split("?", 1)[0]
         if path == "/healthz":
             self._answer(200, "ok\n")
+        elif path == "/backlog":
+            self._backlog()
         elif path == "/metrics":
             started = time.perf_counter()
             try:
@@ -192,12 +200,33 @@ class _Handler(BaseHTTPRequestHandler):
                 return
             self._answer(200, exposition(snapshot, time.perf_counter() - started, self.server.version))
         else:
-            self._answer(404, "not found: the metrics are at /metrics\n")
+            self._answer(404, "not found: the metrics are at /metrics, the backlog at /backlog\n")
 
-    def _answer(self, status: int, body: str) -> None:
+    def _backlog(self) -> None:
+        query = parse_qs(urlsplit(self.path).query)
+        wanted = [name for value in query.get("queues", []) for name in value.split(",") if name]
+        try:
+            snapshot = self.server.collect()
+        except Exception as error:  # noqa: BLE001 (as for /metrics)
+            log.warning("backlog read failed: %s: %s", type(error).__name__, error)
+            self._answer(500, f"taskq exporter: reading Redis failed: {type(error).__name__}: {error}\n")
+            return
+        if unknown := [name for name in wanted if name not in snapshot.queues]:
+            known = ", ".join(sorted(snapshot.queues))
+            self._answer(400, f"unknown queue(s) {', '.join(unknown)}: the app declares {known}\n")
+            return
+        queues = {
+            name: metrics.depth + metrics.in_progress
+            for name, metrics in snapshot.queues.items()
+            if not wanted or name in wanted
+        }
+        body = json.dumps({"backlog": sum(queues.values()), "queues": queues})
+        self._answer(200, body + "\n", "application/json")
+
+    def _answer(self, status: int, body: str, content_type: str = CONTENT_TYPE) -> None:
         data = body.encode()
         self.send_response(status)
-        self.send_header("Content-Type", CONTENT_TYPE)
+        self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)

@@ -33,6 +33,11 @@ MIGRATIONS = {
 ALL_FEATURES = ("all-features",)
 
 
+QUEUE_LISTS = {"celery": "default", "rq": "rq:queue:default", "dramatiq": "dramatiq:default"}
+FROM_REDIS = {"worker": {"keda": {"source": "redis"}}}
+FROM_EXPORTER = {"worker": {"keda": {"source": "exporter"}}}
+
+
 def secret_targets(objects: list[dict]) -> dict[str, tuple[str, str]]:
     """What KEDA's TriggerAuthentication reads: parameter -> (Secret, key)."""
     refs = one(objects, "TriggerAuthentication")["spec"]["secretTargetRef"]
@@ -312,16 +317,15 @@ def test_only_the_releases_own_pods_reach_redis_and_postgres(lib: str, store: st
 
 
 def test_keda_s_operator_is_let_in_to_redis_only_when_it_reads_the_queue_there(lib: str):
-    rules = one(render(lib, files=ALL_FEATURES), "NetworkPolicy", "redis")["spec"]["ingress"]
-    keda_rules = [r for r in rules if "namespaceSelector" in r["from"][0]]
-    reads_redis = (
-        one(render(lib, files=ALL_FEATURES), "ScaledObject")["spec"]["triggers"][0]["type"] == "redis"
-    )
-    assert len(keda_rules) == (1 if reads_redis else 0)
-    if keda_rules:
-        assert keda_rules[0]["from"][0]["namespaceSelector"] == {
-            "matchLabels": {"kubernetes.io/metadata.name": "keda"}
-        }
+    def keda_rules(objects: list[dict]) -> list[dict]:
+        rules = one(objects, "NetworkPolicy", "redis")["spec"]["ingress"]
+        return [r for r in rules if "namespaceSelector" in r["from"][0]]
+
+    assert keda_rules(render(lib, FROM_EXPORTER, files=ALL_FEATURES)) == []
+    if lib != "arq":
+        [rule] = keda_rules(render(lib, FROM_REDIS, files=ALL_FEATURES))
+        keda_namespace = {"matchLabels": {"kubernetes.io/metadata.name": "keda"}}
+        assert rule["from"][0]["namespaceSelector"] == keda_namespace
 
 
 def test_network_policies_can_be_switched_off(lib: str):
@@ -382,12 +386,27 @@ def test_keda_scales_down_only_after_a_stabilisation_window_one_pod_at_a_time(li
 
 
 # Where each library keeps the waiting jobs, as its Redis broker code names the list.
-QUEUE_LISTS = {"celery": "default", "rq": "rq:queue:default", "dramatiq": "dramatiq:default"}
+
+
+def test_keda_sizes_the_workers_by_the_exporters_backlog_of_their_queues(lib: str):
+    """Waiting plus running, the same for every library: busy workers are not scaled away."""
+    values = {"worker": {"keda": {"source": "exporter", "queues": ["default", "emails"]}}}
+    objects = render(lib, values, files=ALL_FEATURES)
+    [trigger] = one(objects, "ScaledObject")["spec"]["triggers"]
+    exporter = one(objects, "Service", "exporter")
+    assert trigger["type"] == "metrics-api" and trigger["metadata"]["valueLocation"] == "backlog"
+    assert trigger["metadata"]["url"] == (
+        f"http://{exporter['metadata']['name']}.{NAMESPACE}.svc:9808/backlog?queues=default,emails"
+    )
+    assert trigger["metadata"]["targetValue"] == "5" and "authenticationRef" not in trigger
+    assert not find(objects, "TriggerAuthentication")
+    with pytest.raises(RenderError, match=r"source exporter needs exporter\.enabled"):
+        render(lib, {"exporter": {"enabled": False}, **FROM_EXPORTER}, files=ALL_FEATURES)
 
 
 @pytest.mark.stacks("celery", "rq", "dramatiq")
 def test_keda_reads_the_librarys_queue_list_with_the_brokers_password(lib: str):
-    objects = render(lib, files=ALL_FEATURES)
+    objects = render(lib, FROM_REDIS, files=ALL_FEATURES)
     [trigger] = one(objects, "ScaledObject")["spec"]["triggers"]
     assert trigger["type"] == "redis" and trigger["metadata"]["listName"] == QUEUE_LISTS[lib]
     assert trigger["metadata"]["listLength"] == "5"
@@ -401,8 +420,8 @@ def test_keda_reads_the_librarys_queue_list_with_the_brokers_password(lib: str):
 
 @pytest.mark.stacks("celery", "rq", "dramatiq")
 def test_keda_has_a_trigger_for_each_queue_the_workers_consume(lib: str):
-    objects = render(lib, {"worker": {"keda": {"queues": ["default", "emails"]}}}, files=ALL_FEATURES)
-    triggers = one(objects, "ScaledObject")["spec"]["triggers"]
+    values = {"worker": {"keda": {"source": "redis", "queues": ["default", "emails"]}}}
+    triggers = one(render(lib, values, files=ALL_FEATURES), "ScaledObject")["spec"]["triggers"]
     emails = QUEUE_LISTS[lib].replace("default", "emails")
     assert [t["metadata"]["listName"] for t in triggers] == [QUEUE_LISTS[lib], emails]
     assert all(t["authenticationRef"] == triggers[0]["authenticationRef"] for t in triggers)
@@ -412,7 +431,7 @@ def test_keda_has_a_trigger_for_each_queue_the_workers_consume(lib: str):
 def test_keda_reads_an_external_redis_from_its_secret(lib: str):
     objects = render(
         lib,
-        {"worker": {"keda": {"enabled": True}, "hpa": {"enabled": False}}},
+        {"worker": {"keda": {"enabled": True, "source": "redis"}, "hpa": {"enabled": False}}},
         files=("external-datastores",),
     )
     [trigger] = one(objects, "ScaledObject")["spec"]["triggers"]
@@ -424,22 +443,10 @@ def test_keda_reads_an_external_redis_from_its_secret(lib: str):
 
 
 @pytest.mark.stacks("arq")
-def test_keda_sizes_arq_workers_by_the_monitors_backlog_with_its_credentials(lib: str):
-    """Arq's queue is a sorted set (KEDA's redis trigger runs LLEN): KEDA reads /api/depth."""
-    objects = render(lib, files=ALL_FEATURES)
-    [trigger] = one(objects, "ScaledObject")["spec"]["triggers"]
-    monitor = one(objects, "Service", "monitor")
-    assert trigger["type"] == "metrics-api" and trigger["metadata"]["valueLocation"] == "backlog"
-    port = monitor["spec"]["ports"][0]["port"]
-    assert (
-        trigger["metadata"]["url"] == f"http://{monitor['metadata']['name']}.{NAMESPACE}.svc:{port}/api/depth"
-    )
-    assert secret_targets(objects) == {
-        "username": ("jobs-monitor-credentials", "username"),
-        "password": ("jobs-monitor-credentials", "password"),
-    }
-    with pytest.raises(RenderError, match=r"worker.keda.enabled needs monitor.enabled"):
-        render(lib, {"monitor": {"enabled": False}}, files=ALL_FEATURES)
+def test_keda_s_redis_fallback_is_refused_for_arq_with_the_reason(lib: str):
+    """Arq's queue is a sorted set where running jobs and retries in their backoff stay."""
+    with pytest.raises(RenderError, match=r"Arq's queue is not a Redis list"):
+        render(lib, FROM_REDIS, files=ALL_FEATURES)
 
 
 def test_hpa_scales_workers_on_cpu_instead(lib: str):

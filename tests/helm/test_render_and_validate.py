@@ -68,7 +68,7 @@ def test_every_custom_resource_is_valid_for_its_vendored_crd(lib: str, files: tu
 
 def test_the_all_features_values_render_every_custom_resource_kind_somewhere():
     """Otherwise the CRD validation above would pass vacuously."""
-    kinds = {o["kind"] for lib in ("celery", "arq") for o in render(lib, files=("all-features",))}
+    kinds = {o["kind"] for lib in ("celery", "rq", "arq") for o in render(lib, files=("all-features",))}
     assert set(CRD_SCHEMAS) <= kinds
 
 

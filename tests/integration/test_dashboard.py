@@ -33,7 +33,7 @@ def test_the_dashboard_shows_queues_workers_and_dead_letters(stack: Stack):
 
 
 def test_the_depth_endpoint_counts_running_jobs_in_the_backlog_an_autoscaler_reads(stack: Stack):
-    """KEDA's metrics-api trigger in the Arq chart sizes the workers by /api/depth's backlog."""
+    """The dashboard's backlog counts running jobs, as the exporter's (KEDA's) does."""
     auth = (stack.env["MONITOR_USER"], stack.env["MONITOR_PASSWORD"])
     stack.post_job(task="demo", key=f"depth-{uuid.uuid4().hex[:8]}", sleep_s=4)
 

@@ -4,6 +4,7 @@ lose their broker."""
 
 from __future__ import annotations
 
+import json
 import re
 import time
 import uuid
@@ -21,16 +22,22 @@ LABEL = re.compile(r'(\w+)="([^"]*)"')
 SCRAPE = """
 import sys, urllib.error, urllib.request
 try:
-    answer = urllib.request.urlopen("http://exporter:9808/metrics", timeout=10)
+    answer = urllib.request.urlopen("http://exporter:9808" + sys.argv[1], timeout=10)
 except urllib.error.HTTPError as error:
     answer = error
 sys.stdout.write(f"{answer.status}\\n{answer.read().decode()}")
 """
 
 
-def scrape(stack: Stack) -> tuple[int, str]:
-    status, _, text = stack.exec("app", "python", "-c", SCRAPE).stdout.partition("\n")
+def scrape(stack: Stack, path: str = "/metrics") -> tuple[int, str]:
+    status, _, text = stack.exec("app", "python", "-c", SCRAPE, path).stdout.partition("\n")
     return int(status), text
+
+
+def backlog(stack: Stack) -> dict:
+    status, text = scrape(stack, "/backlog?queues=default")
+    assert status == 200, text
+    return json.loads(text)
 
 
 class Metrics(dict):
@@ -112,6 +119,8 @@ def test_a_running_job_is_in_progress_and_then_not(stack: Stack):
     stack.post_job(task="demo", key=f"running-{uuid.uuid4().hex[:8]}", sleep_s=4)
     progress = "taskq_jobs_in_progress"
     wait_for(lambda: metrics(stack), lambda m: m.total(progress) >= 1, timeout=30, interval=0.3)
+    # what KEDA sizes the workers by: the running job counts
+    assert backlog(stack)["backlog"] >= 1
     wait_for(lambda: metrics(stack), lambda m: m.total(progress) == 0, timeout=60, interval=1)
 
 

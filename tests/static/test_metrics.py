@@ -3,6 +3,7 @@ queues): the format Prometheus parses, a failed read as a failed scrape, a clean
 
 from __future__ import annotations
 
+import json
 import signal
 import socket
 import threading
@@ -103,6 +104,9 @@ def test_a_scrape_reads_again_each_time_and_a_failed_read_is_a_500_until_it_work
         state["fail"] = False
         results["again"] = get(f"{base}/metrics")
         results["health"] = get(f"{base}/healthz")
+        results["backlog"] = get(f"{base}/backlog")
+        results["some"] = get(f"{base}/backlog?queues=default")
+        results["typo"] = get(f"{base}/backlog?queues=default,defualt")
         results["other"] = get(f"{base}/")
         signal.raise_signal(signal.SIGTERM)  # the way Docker and the kubelet stop it
 
@@ -118,5 +122,12 @@ def test_a_scrape_reads_again_each_time_and_a_failed_read_is_a_500_until_it_work
     status, _, body = results["failed"]
     assert status == 500 and "Connection refused" in body and "taskq_queue_depth" not in body
     assert results["again"][0] == 200 and results["health"][0] == 200 and results["other"][0] == 404
-    assert state["reads"] == 3
+    status, content_type, body = results["backlog"]
+    # waiting plus running: what KEDA sizes the workers by
+    assert status == 200 and content_type == "application/json"
+    assert json.loads(body) == {"backlog": 5, "queues": {"default": 5, 'odd "queue"\\': 0}}
+    assert json.loads(results["some"][2]) == {"backlog": 5, "queues": {"default": 5}}
+    status, _, body = results["typo"]
+    assert status == 400 and "unknown queue(s) defualt" in body and "default" in body
+    assert state["reads"] == 6
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # put back as it was

@@ -197,8 +197,8 @@ spec:
 {{- end -}}
 
 {{/*
-Only this release's pods reach its Redis and Postgres; with KEDA on, its operator also reads
-Redis (the queue length). (dict "component" "redis" "port" 6379 "context" $)
+Only this release's pods reach its Redis and Postgres; with KEDA reading the queues in Redis
+(worker.keda.source redis), its operator too. (dict "component" "redis" "port" 6379 "context" $)
 */}}
 {{- define "taskq.datastoreNetworkPolicy" -}}
 {{- $ := .context -}}
@@ -223,7 +223,7 @@ spec:
               app.kubernetes.io/instance: {{ $.Release.Name }}
       ports:
         - {port: {{ .port }}, protocol: TCP}
-    {{- if and (eq .component "redis") $.Values.worker.keda.enabled (eq (include "taskq.library" $ | fromYaml).kedaReads "redis") }}
+    {{- if and (eq .component "redis") $.Values.worker.keda.enabled (eq $.Values.worker.keda.source "redis") }}
     - from:
         - namespaceSelector:
             matchLabels:

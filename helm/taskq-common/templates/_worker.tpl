@@ -40,14 +40,25 @@ readinessProbe:
 {{- end -}}
 
 {{/*
-Scales workers on the depth of the queue (KEDA). The trigger is the library's own (see
-templates/_library.tpl); scale-down waits out a stabilisation window, and a worker told to stop
-finishes its jobs within the grace period, so scale-in never cuts a job short.
+Scales workers on the backlog (KEDA): jobs waiting plus jobs running, read from the exporter's
+/backlog (a metrics-api trigger), the same for every library, so busy workers are never taken
+for idle ones. worker.keda.source "redis" is the fallback without the exporter (Celery, RQ,
+Dramatiq): KEDA's redis trigger on each queue's list, which counts waiting jobs only. Scale-down
+waits out a stabilisation window, and a worker told to stop finishes its jobs within the grace
+period, so scale-in never cuts a job short.
 */}}
 {{- define "taskq.worker.scaledObject" -}}
 {{- if .Values.worker.keda.enabled -}}
 {{- $keda := .Values.worker.keda -}}
+{{- $lib := include "taskq.library" . | fromYaml -}}
 {{- $scope := dict "component" "worker" "context" . -}}
+{{- $fromRedis := eq $keda.source "redis" -}}
+{{- if and $fromRedis (ne $lib.kedaReads "redis") -}}
+{{- fail (printf "worker.keda.source redis: %s's queue is not a Redis list KEDA's redis trigger can read; use source exporter" $lib.name) -}}
+{{- end -}}
+{{- if and (not $fromRedis) (not .Values.exporter.enabled) -}}
+{{- fail "worker.keda.source exporter needs exporter.enabled: KEDA reads the backlog from the exporter (or set source redis, where the library allows it)" -}}
+{{- end -}}
 apiVersion: keda.sh/v1alpha1
 kind: ScaledObject
 metadata:
@@ -70,17 +81,26 @@ spec:
           stabilizationWindowSeconds: {{ $keda.scaleDownStabilizationSeconds }}
           policies:
             - {type: Pods, value: 1, periodSeconds: 60}
-  # One trigger per queue the workers consume (KEDA scales to the busiest), or one for the whole
-  # backlog where the library's trigger reads the monitor.
   triggers:
-    {{- $lib := include "taskq.library" . | fromYaml }}
+    {{- if $fromRedis }}
+    # One trigger per queue the workers consume; KEDA scales to the busiest.
     {{- $triggers := list }}
-    {{- range $queue := (eq $lib.kedaReads "redis" | ternary $keda.queues (list "")) }}
+    {{- range $queue := $keda.queues }}
     {{- $trigger := include "taskq.library.kedaTrigger" (dict "context" $ "queue" $queue) | fromYaml }}
     {{- $_ := set $trigger "authenticationRef" (dict "name" (include "taskq.componentName" $scope)) }}
     {{- $triggers = append $triggers $trigger }}
     {{- end }}
     {{- toYaml $triggers | nindent 4 }}
+    {{- else }}
+    # The backlog of the queues the workers consume, summed (an unknown queue name is refused).
+    - type: metrics-api
+      metadata:
+        url: {{ printf "http://%s.%s.svc:9808/backlog?queues=%s" (include "taskq.componentName" (dict "component" "exporter" "context" .)) .Release.Namespace (join "," $keda.queues) | quote }}
+        valueLocation: backlog
+        targetValue: {{ $keda.jobsPerWorker | quote }}
+        activationTargetValue: "0"
+    {{- end }}
+{{- if $fromRedis }}
 ---
 apiVersion: keda.sh/v1alpha1
 kind: TriggerAuthentication
@@ -91,6 +111,7 @@ metadata:
 spec:
   secretTargetRef:
     {{- include "taskq.library.kedaSecretTargets" . | nindent 4 }}
+{{- end }}
 {{- end -}}
 {{- end -}}
 
