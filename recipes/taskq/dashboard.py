@@ -16,6 +16,7 @@ import binascii
 import hmac
 import html
 import os
+from dataclasses import asdict
 from typing import Any
 
 from starlette.applications import Starlette
@@ -64,11 +65,19 @@ def depth(ops: Operations) -> dict[str, Any]:
 
 
 def overview(ops: Operations) -> dict[str, Any]:
-    return {
+    data = {
         "depth": ops.depth(),
         "dead_letters": [letter.summary() for letter in ops.dead_letters()],
         "workers": ops.workers(),
     }
+    if ops.metrics is not None:  # the exporter's numbers, so that the two never disagree
+        snapshot = ops.metrics()
+        data["queues"] = {name: asdict(queue) for name, queue in snapshot.queues.items()}
+        data["schedules"] = {
+            name: {"last_fire": last, "interval_s": interval}
+            for name, (last, interval) in snapshot.schedules.items()
+        }
+    return data
 
 
 def table(headings: list[str], rows: list[list[Any]]) -> str:
@@ -79,8 +88,28 @@ def table(headings: list[str], rows: list[list[Any]]) -> str:
 
 def render(title: str, data: dict[str, Any]) -> str:
     depth = data["depth"]
-    queues = [[name, size] for name, size in depth["queues"].items()]
-    queues += [["(in progress)", depth["in_progress"]], ["(dead)", depth["dead"]]]
+    if "queues" in data:
+        heading = ["queue", "waiting", "oldest waiting (s)", "delayed", "in progress", "stuck", "dead"]
+        queues = [
+            [
+                name,
+                q["depth"],
+                f"{q['oldest_age_s']:.0f}",
+                q["delayed"],
+                q["in_progress"],
+                q["stuck"],
+                q["dead_letters"],
+            ]
+            for name, q in data["queues"].items()
+        ]
+    else:
+        heading = ["queue", "jobs"]
+        queues = [[name, size] for name, size in depth["queues"].items()]
+        queues += [["(in progress)", depth["in_progress"]], ["(dead)", depth["dead"]]]
+    schedules = [
+        [name, when(entry["last_fire"]), f"{entry['interval_s']:.0f}"]
+        for name, entry in data.get("schedules", {}).items()
+    ]
     workers = [[w["worker"], when(w["last_seen"]), w["in_progress"]] for w in data["workers"]]
     dead = [[d["id"], d["task"], d["key"], when(d["failed_at"]), d["error"]] for d in data["dead_letters"]]
     return f"""<!doctype html>
@@ -89,8 +118,9 @@ def render(title: str, data: dict[str, Any]) -> str:
 <style>body{{font:14px system-ui,sans-serif;margin:2em}}table{{border-collapse:collapse;margin-bottom:2em}}
 td,th{{border:1px solid #ccc;padding:.3em .6em;text-align:left}}th{{background:#f4f4f4}}</style></head>
 <body><h1>{html.escape(title)}</h1>
-<h2>Queues</h2>{table(["queue", "jobs"], queues)}
+<h2>Queues</h2>{table(heading, queues)}
 <h2>Workers</h2>{table(["worker", "last seen (UTC)", "in progress"], workers)}
+<h2>Schedules</h2>{table(["entry", "last fired (UTC)", "every (s)"], schedules)}
 <h2>Dead letters</h2>{table(["id", "task", "key", "failed at (UTC)", "last error"], dead)}
 <p>Read-only. Requeue with <code>taskq dlq requeue ID</code>.
 JSON: <a href="api/overview">api/overview</a>, <a href="api/depth">api/depth</a>.

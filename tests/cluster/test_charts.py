@@ -34,6 +34,7 @@ from tests.cluster.conftest import (
 )
 from tests.conftest import MEASUREMENTS
 from tests.integration.stack import wait_for
+from tests.promtool import check_metrics
 
 pytestmark = pytest.mark.cluster
 
@@ -226,6 +227,36 @@ def test_jobs_posted_through_the_app_service_run_once(release: Release):
     wait_for(effects, lambda counts: counts == [1] * len(keys), 60)
     time.sleep(2)
     assert effects() == [1] * len(keys)
+
+
+def test_the_exporter_reports_the_queues_and_every_worker_and_scheduler(release: Release):
+    """Through its Service, as Prometheus's ServiceMonitor and KEDA's trigger reach it: every worker
+    pod's processes and the scheduler announce themselves in the release's Redis."""
+    service = client.CoreV1Api(release.api).read_namespaced_service(
+        f"jobs-{release.lib}-exporter", release.namespace
+    )
+    base = f"http://{service.spec.cluster_ip}:9808"
+
+    def scrape() -> str:
+        response = requests.get(f"{base}/metrics", timeout=10)
+        response.raise_for_status()
+        return response.text
+
+    def workers(text: str, role: str) -> int:
+        return int(
+            next(
+                line for line in text.splitlines() if line.startswith(f'taskq_workers{{role="{role}"}}')
+            ).split()[1]
+        )
+
+    worker_pods = len(release.pods("worker"))
+    text = wait_for(
+        scrape, lambda t: workers(t, "worker") >= worker_pods and workers(t, "scheduler") >= 1, 90, 2
+    )
+    check_metrics(text)
+    assert 'taskq_queue_depth{queue_name="default"}' in text
+    backlog = requests.get(f"{base}/backlog?queues=default", timeout=10)
+    assert backlog.status_code == 200 and set(backlog.json()) == {"backlog", "queues"}
 
 
 class TerminatedWorkers:

@@ -26,9 +26,14 @@ def test_the_dashboard_shows_queues_workers_and_dead_letters(stack: Stack):
         overview, lambda o: job["id"] in {d["id"] for d in o["dead_letters"]}, timeout=60, interval=1
     )
     assert shown["depth"]["dead"] >= 1 and "default" in shown["depth"]["queues"]
+    # the exporter's numbers, the same as Prometheus gets
+    assert shown["queues"]["default"]["dead_letters"] == shown["depth"]["dead"]
+    assert {"oldest_age_s", "stuck", "delayed"} <= set(shown["queues"]["default"])
+    assert shown["schedules"]  # the demo scheduler has fired its tick
     assert any(worker["last_seen"] for worker in shown["workers"])
     page = requests.get(stack.monitor_url, auth=auth, timeout=10)
     assert page.status_code == 200 and job["id"] in page.text and key in page.text
+    assert "oldest waiting (s)" in page.text and "Schedules" in page.text
     assert requests.get(f"{stack.monitor_url}/api/overview", timeout=10).status_code == 401
 
 

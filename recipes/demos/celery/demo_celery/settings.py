@@ -49,9 +49,12 @@ CELERY_BROKER_URL = SHOP_BROKER_URL
 CELERY_TASK_DEFAULT_QUEUE = "default"
 # Effects live in Postgres; nobody reads task results, so none are stored.
 CELERY_TASK_IGNORE_RESULT = True
-# Flower builds its views from task events.
-CELERY_WORKER_SEND_TASK_EVENTS = True
-CELERY_TASK_SEND_SENT_EVENT = True
+# Task events feed Flower's task views, and nothing else here (the exporter reads Redis): off,
+# because on short jobs they halve a worker's throughput (546 against 234-281 jobs/s measured on
+# this stack). CELERY_TASK_EVENTS=on turns them on for Flower's task pages.
+TASK_EVENTS = os.environ.get("CELERY_TASK_EVENTS", "off") == "on"
+CELERY_WORKER_SEND_TASK_EVENTS = TASK_EVENTS
+CELERY_TASK_SEND_SENT_EVENT = TASK_EVENTS
 CELERY_BEAT_SCHEDULE = {
     "tick": {
         "task": "tick",
