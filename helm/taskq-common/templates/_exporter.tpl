@@ -75,3 +75,28 @@ spec:
   {{- toYaml $rules | nindent 2 }}
 {{- end -}}
 {{- end -}}
+
+{{/*
+The Grafana dashboard of recipes/monitoring/grafana-dashboard.json (one for every library) in a
+ConfigMap that Grafana's dashboard sidecar (kube-prometheus-stack's) picks up by its label.
+*/}}
+{{- define "taskq.grafanaDashboard.configMap" -}}
+{{- if .Values.metrics.grafanaDashboard.enabled -}}
+{{- if not .Values.exporter.enabled -}}
+{{- fail "metrics.grafanaDashboard.enabled needs exporter.enabled: the dashboard shows the exporter's metrics" -}}
+{{- end -}}
+{{- $scope := dict "component" "exporter" "context" . -}}
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: {{ printf "%s-dashboard" (include "taskq.componentName" $scope) }}
+  labels:
+    {{- include "taskq.labels" $scope | nindent 4 }}
+    {{- with .Values.metrics.grafanaDashboard.labels }}
+    {{- toYaml . | nindent 4 }}
+    {{- end }}
+data:
+  taskq-queues.json: |-
+    {{- include "taskq.grafanaDashboard" . | nindent 4 }}
+{{- end -}}
+{{- end -}}
