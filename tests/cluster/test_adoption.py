@@ -50,6 +50,7 @@ def shop_values() -> dict:
         "worker": {"replicas": 1, "command": ["python", "-m", "taskq.arq", "worker", APP], "env": app_env},
         "scheduler": {"command": ["python", "-m", "taskq.arq", "scheduler", APP], "env": app_env},
         "monitor": {"env": app_env},
+        "exporter": {"env": app_env},
         # Tried for up to 30 s: a new pod's first connections can be refused until the
         # NetworkPolicy controller has admitted it (kube-router here; other CNIs lag too).
         "tests": {
@@ -123,7 +124,7 @@ def test_no_demo_runs_only_the_shops_image(shop: InstalledShop, api: client.ApiC
     pods = client.CoreV1Api(api).list_namespaced_pod(shop.namespace).items
     components = {p.metadata.labels.get("app.kubernetes.io/component") for p in pods}
     assert "app" not in components and "psp" not in components, components
-    ours = {"worker", "scheduler", "monitor"}
+    ours = {"worker", "scheduler", "monitor", "exporter"}
     assert ours <= components, components
     images = {
         c.image

@@ -70,7 +70,17 @@ class Release:
     app_url: str
 
     def post_job(self, **body) -> dict:
-        response = requests.post(f"{self.app_url}/jobs", json=body, timeout=10)
+        # Tried for up to 30 s: after a rollout, kube-proxy programs the new app pod's endpoint a
+        # moment after the pod turns Ready (and helm --wait returns), and is refused meanwhile.
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                response = requests.post(f"{self.app_url}/jobs", json=body, timeout=10)
+                break
+            except requests.ConnectionError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(1)
         assert response.status_code == 202, response.text
         return response.json()
 
