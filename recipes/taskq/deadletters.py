@@ -84,10 +84,11 @@ class RedisDeadLetters:
         self.client = client
         self.key = key
 
-    def add(self, letter: DeadLetter) -> None:
+    def add(self, letter: DeadLetter) -> bool:
+        """Keep the letter; True when its job was not already among the dead letters."""
         if letter.failed_at is None:
             letter.failed_at = time.time()
-        self.client.hset(self.key, letter.id, letter.to_json())
+        return bool(self.client.hset(self.key, letter.id, letter.to_json()))
 
     def get(self, job_id: str) -> DeadLetter | None:
         raw = self.client.hget(self.key, job_id)

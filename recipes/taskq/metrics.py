@@ -29,6 +29,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
+from taskq.presence import OUTCOMES
+
 __all__ = ["QueueMetrics", "Snapshot", "age_s", "exposition", "serve", "version_of"]
 
 log = logging.getLogger("taskq.exporter")
@@ -52,6 +54,14 @@ class QueueMetrics:
     dead_letters: int = 0
     # taken longer ago than a job may run, or held by a worker that is gone: redelivered later
     stuck: int = 0
+    # attempts ended, by outcome (taskq.presence.OUTCOMES), counted in Redis since the first
+    outcomes: dict[str, int] = field(default_factory=dict)
+
+    def add_outcomes(self, raw: dict) -> QueueMetrics:
+        """Fill outcomes from the HGETALL of the queue's counters."""
+        counts = {(k.decode() if isinstance(k, bytes) else k): int(v) for k, v in raw.items()}
+        self.outcomes = {outcome: counts.get(outcome, 0) for outcome in OUTCOMES}
+        return self
 
 
 @dataclass
@@ -104,8 +114,10 @@ SCHEDULE_METRICS = (
     ),
     ("taskq_schedule_interval_seconds", "gauge", "Seconds from an entry's last fire to its next."),
 )
+OUTCOME_METRIC = ("taskq_jobs_total", "counter", "Job attempts ended, by outcome (succeeded, retried, dead).")
 METRIC_NAMES = (
     *(name for name, *_ in QUEUE_METRICS),
+    OUTCOME_METRIC[0],
     *(name for name, *_ in PROCESS_METRICS),
     *(name for name, *_ in SCHEDULE_METRICS),
     "taskq_exporter_info",
@@ -144,6 +156,12 @@ def exposition(snapshot: Snapshot, scrape_duration_s: float, version: str) -> st
         lines += [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}"]
         for queue, metrics in sorted(snapshot.queues.items()):
             lines.append(f'{name}{{queue_name="{_label(queue)}"}} {_number(getattr(metrics, attribute))}')
+    name, kind, help_text = OUTCOME_METRIC
+    lines += [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}"]
+    for queue, metrics in sorted(snapshot.queues.items()):
+        for outcome in OUTCOMES:
+            count = metrics.outcomes.get(outcome, 0)
+            lines.append(f'{name}{{queue_name="{_label(queue)}",outcome="{outcome}"}} {count}')
     (workers_name, workers_type, workers_help), (capacity_name, capacity_type, capacity_help) = (
         PROCESS_METRICS
     )

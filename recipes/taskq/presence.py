@@ -8,6 +8,10 @@ hash the exporter reads with one HGETALL (O(processes), never O(keyspace)):
     taskq:processes   "host:pid" -> {"role": "worker"|"scheduler", "capacity": 8, "seen": epoch s,
                                    "busy": 3 (where known)}
     taskq:schedules   entry name -> {"last_fire": slot (epoch s), "next_fire": epoch s}
+    taskq:outcomes:Q  "succeeded" | "retried" | "dead" -> jobs of queue Q that ended so (HINCRBY)
+
+The outcome counters live in Redis (as Sidekiq's do), so they survive worker restarts and are the
+same counters whichever worker ran the job: one HINCRBY per finished attempt.
 
 Processes write from the loops that already touch their heartbeat file, at most every 5 s; a
 stopping process removes its entry, and live ones drop entries not refreshed for an hour (killed
@@ -24,10 +28,14 @@ import time
 from typing import Any
 
 __all__ = [
+    "OUTCOMES",
     "PROCESSES_KEY",
     "SCHEDULES_KEY",
     "Presence",
+    "count_outcome",
+    "count_outcome_async",
     "live_processes",
+    "outcomes_key",
     "record_fire",
     "record_fire_async",
     "schedules",
@@ -35,6 +43,10 @@ __all__ = [
 
 PROCESSES_KEY = "taskq:processes"
 SCHEDULES_KEY = "taskq:schedules"
+OUTCOMES_KEY_PREFIX = "taskq:outcomes:"
+# How an attempt ended: done; failed and sent again (a retry, or a deferral while its key is held
+# by another run); failed for good (a dead letter).
+OUTCOMES = ("succeeded", "retried", "dead")
 ANNOUNCE_EVERY_S = 5.0
 # A process whose entry is older than this is not counted live (RQ's idle workers write every
 # 15 s, busy ones every job-monitoring interval).
@@ -169,3 +181,26 @@ def schedules(raw: dict) -> dict[str, tuple[float, float]]:
             continue
         found[name] = (last, max(0.0, following - last))
     return found
+
+
+def outcomes_key(queue: str) -> str:
+    return OUTCOMES_KEY_PREFIX + queue
+
+
+def count_outcome(client: Any, queue: str | None, outcome: str) -> None:
+    """Count one attempt of a job of `queue` that ended as `outcome` (one of OUTCOMES)."""
+    if not queue:
+        return
+    try:
+        client.hincrby(outcomes_key(queue), outcome, 1)
+    except Exception as error:  # noqa: BLE001 (the job's own work is done; only the metric misses it)
+        log.warning("could not count a %s job of %s: %s", outcome, queue, error)
+
+
+async def count_outcome_async(client: Any, queue: str | None, outcome: str) -> None:
+    if not queue:
+        return
+    try:
+        await client.hincrby(outcomes_key(queue), outcome, 1)
+    except Exception as error:  # noqa: BLE001 (as above)
+        log.warning("could not count a %s job of %s: %s", outcome, queue, error)

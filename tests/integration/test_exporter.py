@@ -47,6 +47,11 @@ class Metrics(dict):
         """Summed over every series of the metric (every queue)."""
         return sum(value for (n, _), value in self.items() if n == name)
 
+    def total_where(self, name: str, **labels: str) -> float:
+        """Summed over the series whose labels include these."""
+        wanted = set(labels.items())
+        return sum(value for (n, found), value in self.items() if n == name and wanted <= set(found))
+
     def largest(self, name: str) -> float:
         return max((value for (n, _), value in self.items() if n == name), default=0.0)
 
@@ -109,6 +114,13 @@ def test_a_backlog_shows_its_depth_and_its_age_grows_until_the_workers_drain_it(
     drained = wait_for(
         lambda: metrics(stack), lambda m: m.total("taskq_queue_depth") == 0, timeout=90, interval=1
     )
+    succeeded = "taskq_jobs_total"
+    wait_for(
+        lambda: metrics(stack).total_where(succeeded, outcome="succeeded"),
+        lambda done: done >= idle.total_where(succeeded, outcome="succeeded") + posted,
+        timeout=60,
+        interval=1,
+    )
     assert drained.largest("taskq_queue_oldest_job_age_seconds") < 5
     wait_for(
         lambda: last_fire(metrics(stack)), lambda fired: fired > last_fire(later), timeout=60, interval=1
@@ -125,12 +137,20 @@ def test_a_running_job_is_in_progress_and_then_not(stack: Stack):
 
 
 def test_a_job_out_of_retries_adds_one_dead_letter(stack: Stack):
-    before = metrics(stack).total("taskq_dead_letters")
+    start = metrics(stack)
+    before = start.total("taskq_dead_letters")
     job = stack.post_job(task="demo", key=f"dead-{uuid.uuid4().hex[:8]}", sleep_s=0, fail_times=4)
     dead_ids = wait_for(
         lambda: {d["id"] for d in stack.dead_letters()}, lambda ids: job["id"] in ids, timeout=90, interval=1
     )
-    assert metrics(stack).total("taskq_dead_letters") == before + 1 and len(dead_ids) == before + 1
+    end = metrics(stack)
+    assert end.total("taskq_dead_letters") == before + 1 and len(dead_ids) == before + 1
+    # four attempts: three retried, the last one dead (counted in Redis, whichever worker ran it)
+    outcomes = {
+        o: end.total_where("taskq_jobs_total", outcome=o) - start.total_where("taskq_jobs_total", outcome=o)
+        for o in ("retried", "dead")
+    }
+    assert outcomes == {"retried": 3, "dead": 1}
 
 
 def test_a_job_whose_worker_was_killed_is_stuck_until_a_worker_runs_it_again(stack: Stack):

@@ -44,6 +44,7 @@ def test_the_exposition_passes_promtool_and_labels_every_queue():
     assert 'taskq_jobs_stuck{queue_name="default"} 1' in text
     assert 'taskq_workers{role="worker"} 2' in text and 'taskq_workers{role="scheduler"} 1' in text
     assert "taskq_worker_capacity 12" in text
+    assert 'taskq_jobs_total{queue_name="default",outcome="retried"} 0' in text
     assert 'taskq_schedule_last_fire_timestamp_seconds{schedule="tick"} 1000020.0' in text
     assert 'taskq_schedule_interval_seconds{schedule="tick"} 60.0' in text
     names = {line.split()[2] for line in text.splitlines() if line.startswith("# TYPE")}

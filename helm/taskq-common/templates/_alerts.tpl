@@ -39,6 +39,15 @@ file, then run `make helm-monitoring`. The alert rules, for the PrometheusRule. 
       summary: Jobs failed for good in the last 15 minutes and wait in the dead letters.
       description: '{{ $value }} more jobs in queue {{ $labels.queue_name }} ({{ $labels.job }}) failed for good in the last 15 minutes.'
       runbook_url: recipes/monitoring/README.md#taskqdeadlettersgrowing
+  - alert: TaskqHighFailureRate
+    expr: sum by (namespace, job, queue_name) (rate(taskq_jobs_total{outcome=~"retried|dead"}[10m])) / sum by (namespace, job, queue_name) (rate(taskq_jobs_total[10m])) > 0.05
+    for: 10m
+    labels:
+      severity: warning
+    annotations:
+      summary: More than 5 % of job attempts fail.
+      description: '{{ $value | humanizePercentage }} of the attempts of queue {{ $labels.queue_name }} ({{ $labels.job }}) failed in the last 10 minutes.'
+      runbook_url: recipes/monitoring/README.md#taskqhighfailurerate
 - name: taskq.workers
   rules:
   - alert: TaskqNoWorkers

@@ -80,6 +80,11 @@ def running_key(queue_name: str) -> str:
     return RUNNING_KEY_PREFIX + queue_name
 
 
+def display_name(queue_name: str) -> str:
+    """Arq's default queue, `arq:queue`, shows as "default", like the other libraries' default."""
+    return "default" if queue_name == "arq:queue" else queue_name
+
+
 class TimeLimitExceededError(Exception):
     """The job ran past JOB_TIME_LIMIT_S and was cancelled."""
 

@@ -15,10 +15,10 @@ import redis
 from arq.constants import job_key_prefix, result_key_prefix, retry_key_prefix
 from arq.jobs import serialize_job
 
-from taskq.arq import running_key, serialize
+from taskq.arq import display_name, running_key, serialize
 from taskq.deadletters import DEAD_LETTERS_KEY, DeadLetter, RedisDeadLetters
 from taskq.metrics import QueueMetrics, Snapshot, age_s, version_of
-from taskq.presence import PROCESSES_KEY, SCHEDULES_KEY, live_processes
+from taskq.presence import PROCESSES_KEY, SCHEDULES_KEY, live_processes, outcomes_key
 from taskq.settings import ARQ_IN_PROGRESS_MARGIN_S
 
 if TYPE_CHECKING:
@@ -28,11 +28,6 @@ if TYPE_CHECKING:
 STUCK_MARGIN_S = 5
 # How long a requeued job may wait in the queue before Arq lets it expire (Arq's default: a day).
 REQUEUED_JOB_EXPIRES_MS = 86_400_000
-
-
-def display_name(queue_name: str) -> str:
-    """Arq's default queue, `arq:queue`, shows as "default", like the other libraries' default."""
-    return "default" if queue_name == "arq:queue" else queue_name
 
 
 def operations(toolkit: ArqToolkit):
@@ -60,7 +55,8 @@ def operations(toolkit: ArqToolkit):
             pipe.hlen(DEAD_LETTERS_KEY)
             pipe.hgetall(PROCESSES_KEY)
             pipe.hgetall(SCHEDULES_KEY)
-            due, later, running, overdue, dead, processes, schedules = pipe.execute()
+            pipe.hgetall(outcomes_key(display_name(queue)))
+            due, later, running, overdue, dead, processes, schedules, outcomes = pipe.execute()
         running = set(running)
         with r.pipeline(transaction=False) as pipe:
             pipe.zrangebyscore(queue, "-inf", now_ms, start=0, num=len(running) + 1, withscores=True)
@@ -78,7 +74,7 @@ def operations(toolkit: ArqToolkit):
             dead_letters=int(dead),
             # started longer ago than a job may run and still queued: its worker is gone
             stuck=sum(1 for score in overdue_scores if score is not None),
-        )
+        ).add_outcomes(outcomes)
         return snapshot
 
     def depth() -> dict[str, Any]:

@@ -27,10 +27,10 @@ from typing import Any
 from arq.worker import Worker
 from redis.exceptions import RedisError
 
-from taskq.arq import deserialize, running_key
+from taskq.arq import deserialize, display_name, running_key
 from taskq.deadletters import DEAD_LETTERS_KEY, DeadLetter
 from taskq.heartbeat import Heartbeat
-from taskq.presence import Presence, record_fire_async
+from taskq.presence import Presence, count_outcome_async, record_fire_async
 
 __all__ = ["ToolkitWorker", "dead_letter"]
 
@@ -122,15 +122,21 @@ class ToolkitWorker(Worker):
         await super().close()
 
     async def finish_job(self, job_id: str, finish: bool, result_data: bytes | None, *args: Any) -> None:
-        if finish:
-            await self.keep_if_dead(job_id, result_data)
+        # Arq finishes a job (finish=True) when it is done or out of tries; else it runs again.
+        dead = finish and await self.keep_if_dead(job_id, result_data)
         await super().finish_job(job_id, finish, result_data, *args)
+        outcome = "dead" if dead else "succeeded" if finish else "retried"
+        await count_outcome_async(self.pool, display_name(self.queue_name), outcome)
 
     async def finish_failed_job(self, job_id: str, result_data: bytes | None) -> None:
-        await self.keep_if_dead(job_id, result_data)
+        dead = await self.keep_if_dead(job_id, result_data)
         await super().finish_failed_job(job_id, result_data)
+        if dead:
+            await count_outcome_async(self.pool, display_name(self.queue_name), "dead")
 
-    async def keep_if_dead(self, job_id: str, result_data: bytes | None) -> None:
-        if (letter := dead_letter(job_id, result_data, self.queue_name)) is not None:
-            await self.pool.hset(DEAD_LETTERS_KEY, job_id, letter.to_json())
-            log.warning("job %s is dead: kept in %s", job_id, DEAD_LETTERS_KEY)
+    async def keep_if_dead(self, job_id: str, result_data: bytes | None) -> bool:
+        if (letter := dead_letter(job_id, result_data, self.queue_name)) is None:
+            return False
+        await self.pool.hset(DEAD_LETTERS_KEY, job_id, letter.to_json())
+        log.warning("job %s is dead: kept in %s", job_id, DEAD_LETTERS_KEY)
+        return True

@@ -44,7 +44,7 @@ import celery
 import redis
 from celery import Celery, bootsteps
 from celery.exceptions import Ignore, Reject, Retry, SoftTimeLimitExceeded
-from celery.signals import task_failure
+from celery.signals import task_failure, task_retry, task_success
 from celery.utils.imports import symbol_by_name
 
 from taskq.celery.beat import SlotScheduler
@@ -55,7 +55,7 @@ from taskq.errors import ConfigError
 from taskq.heartbeat import DEFAULT_WORKER_FILE, Heartbeat
 from taskq.idempotency import identity_of
 from taskq.metrics import QueueMetrics, Snapshot, age_s, version_of
-from taskq.presence import PROCESSES_KEY, SCHEDULES_KEY, Presence
+from taskq.presence import PROCESSES_KEY, SCHEDULES_KEY, Presence, count_outcome, outcomes_key
 from taskq.retry import RetryLater, RetryPolicy
 from taskq.settings import CELERY_RESTORE_SWEEP_S, CelerySettings
 
@@ -222,6 +222,8 @@ def setup(
     _install_task_class(app, toolkit)
     _guard_countdowns(app, toolkit)
     task_failure.connect(_keep_dead_letter, weak=False, dispatch_uid="taskq.celery.dead_letters")
+    task_success.connect(_count_success, weak=False, dispatch_uid="taskq.celery.count_success")
+    task_retry.connect(_count_retry, weak=False, dispatch_uid="taskq.celery.count_retry")
     app.steps["worker"].add(HeartbeatStep)
     return toolkit
 
@@ -307,7 +309,7 @@ def _keep_dead_letter(sender=None, task_id=None, exception=None, args=None, kwar
     identity = identity_of(exception) if exception is not None else None
     request = getattr(sender, "request", None)
     delivery = getattr(request, "delivery_info", None) or {}
-    toolkit.dead_letters.add(
+    added = toolkit.dead_letters.add(
         DeadLetter(
             id=task_id,
             task=sender.name,
@@ -320,6 +322,24 @@ def _keep_dead_letter(sender=None, task_id=None, exception=None, args=None, kwar
             key=identity[1] if identity else None,
         )
     )
+    if added:  # Celery reports a hard time limit twice: one dead job
+        count_outcome(toolkit.redis, delivery.get("routing_key"), "dead")
+
+
+def _count(task: Any, request: Any, outcome: str) -> None:
+    toolkit = _toolkits.get(getattr(task, "app", None)) if task is not None else None
+    if toolkit is None:
+        return  # another app's task, or one run in the caller (eager)
+    delivery = getattr(request, "delivery_info", None) or {}
+    count_outcome(toolkit.redis, delivery.get("routing_key"), outcome)
+
+
+def _count_success(sender=None, **_) -> None:
+    _count(sender, getattr(sender, "request", None), "succeeded")
+
+
+def _count_retry(sender=None, request=None, **_) -> None:
+    _count(sender, request, "retried")
 
 
 class HeartbeatStep(bootsteps.StartStopStep):
@@ -390,6 +410,8 @@ def operations(app: Celery):
                 for key in lists[name]:
                     pipe.llen(key)
                     pipe.lindex(key, -1)  # kombu pushes on the left: the oldest is on the right
+            for name in names:
+                pipe.hgetall(outcomes_key(name))
             pipe.hgetall(UNACKED_KEY)
             pipe.zrangebyscore(
                 UNACKED_INDEX_KEY, "-inf", time.time() - toolkit.settings.hard_time_limit_s - STUCK_MARGIN_S
@@ -404,8 +426,9 @@ def operations(app: Celery):
         now, snapshot = time.time(), Snapshot("Celery", version_of("celery"))
         unacked, long_ago, processes, schedules, dead = answers[-5:]
         snapshot.add_presence(processes, schedules, now)
-        for name in names:
-            snapshot.queues[name] = QueueMetrics()
+        outcomes = answers[-5 - len(names) : -5]
+        for name, counts in zip(names, outcomes, strict=True):
+            snapshot.queues[name] = QueueMetrics().add_outcomes(counts)
         for i, name in enumerate(names):
             queue, per = snapshot.queues[name], 2 * len(lists[name])
             counts, heads = answers[per * i : per * (i + 1) : 2], answers[per * i + 1 : per * (i + 1) : 2]

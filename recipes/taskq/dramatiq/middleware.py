@@ -7,13 +7,14 @@ import signal
 import traceback
 from typing import Any
 
+from dramatiq.common import q_name
 from dramatiq.middleware import Middleware, Retries, SkipMessage
 from dramatiq.middleware.time_limit import TimeLimitExceeded
 
 from taskq.context import _task_name
 from taskq.heartbeat import Heartbeat
 from taskq.idempotency import identity_of
-from taskq.presence import Presence
+from taskq.presence import Presence, count_outcome
 from taskq.retry import RetryLater, RetryPolicy
 from taskq.settings import DRAMATIQ_POLL_MS, DramatiqSettings
 
@@ -35,9 +36,11 @@ class ToolkitRetries(Retries):
 
     def after_process_message(self, broker, message, *, result=None, exception=None) -> None:
         if exception is None:
+            count_outcome(broker.client, q_name(message.queue_name), "succeeded")
             return
         if isinstance(exception, RetryLater):
             broker.enqueue(message, delay=round(self.policy.defer_s(exception.retry_after_s) * 1000))
+            count_outcome(broker.client, q_name(message.queue_name), "retried")
             return
         if (identity := identity_of(exception)) is not None:
             message.options[IDENTITY_OPTION] = list(identity)
@@ -48,9 +51,11 @@ class ToolkitRetries(Retries):
         transient = isinstance(exception, TimeLimitExceeded) or self.policy.is_transient(exception)
         if not transient or retries >= max_retries:
             message.fail()  # a dead letter
+            count_outcome(broker.client, q_name(message.queue_name), "dead")
             return
         message.options["retries"] = retries + 1
         broker.enqueue(message, delay=round(self.policy.delay_s(retries) * 1000))
+        count_outcome(broker.client, q_name(message.queue_name), "retried")
 
 
 class WorkerProcess(Middleware):

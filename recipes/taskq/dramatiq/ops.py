@@ -20,7 +20,7 @@ from dramatiq.message import Message
 from taskq.deadletters import DeadLetter
 from taskq.dramatiq.middleware import IDENTITY_OPTION
 from taskq.metrics import QueueMetrics, Snapshot, age_s, version_of
-from taskq.presence import PROCESSES_KEY, SCHEDULES_KEY
+from taskq.presence import PROCESSES_KEY, SCHEDULES_KEY, outcomes_key
 from taskq.settings import DramatiqSettings
 
 # What a failed run leaves in a message's options; requeue removes them.
@@ -127,6 +127,7 @@ def operations(broker):
                 pipe.zcard(k["dead"])
                 pipe.llen(k["delayed"])
                 pipe.lindex(k["queue"], 0)  # pushed on the right: the oldest is on the left
+                pipe.hgetall(outcomes_key(name))
             pipe.zrange(f"{namespace}:__heartbeats__", 0, -1, withscores=True)
             pipe.hgetall(PROCESSES_KEY)
             pipe.hgetall(SCHEDULES_KEY)
@@ -141,7 +142,7 @@ def operations(broker):
                 for worker_id in workers:
                     pipe.scard(acks_key(namespace, worker_id, name))
                     pipe.scard(acks_key(namespace, worker_id, f"{name}.DQ"))
-                head = first[4 * i + 3]
+                head = first[5 * i + 3]
                 if head:
                     pipe.hget(keys(namespace, name)["messages"], head.decode())
                 else:
@@ -151,15 +152,15 @@ def operations(broker):
         per = 2 * len(workers) + 1
         for i, name in enumerate(names):
             held = second[per * i : per * (i + 1)]
-            depth = int(first[4 * i])
+            depth = int(first[5 * i])
             snapshot.queues[name] = QueueMetrics(
                 depth=depth,
-                delayed=int(first[4 * i + 2]) + sum(int(n) for n in held[1:-1:2]),
+                delayed=int(first[5 * i + 2]) + sum(int(n) for n in held[1:-1:2]),
                 oldest_age_s=age_s(now, enqueued_at(held[-1] or None)) if depth else 0.0,
                 in_progress=sum(int(n) for n in held[0:-1:2]),
-                dead_letters=int(first[4 * i + 1]),
+                dead_letters=int(first[5 * i + 1]),
                 stuck=sum(int(n) for w, n in zip(workers, held[0:-1:2], strict=True) if w in gone),
-            )
+            ).add_outcomes(first[5 * i + 4])
         return snapshot
 
     def depth() -> dict[str, Any]:

@@ -48,7 +48,7 @@ from taskq.context import running
 from taskq.errors import ConfigError
 from taskq.heartbeat import DEFAULT_SCHEDULER_FILE, DEFAULT_WORKER_FILE, Heartbeat
 from taskq.idempotency import identity_of
-from taskq.presence import Presence
+from taskq.presence import Presence, count_outcome
 from taskq.retry import RetryLater, RetryPolicy
 from taskq.schedule import Entry, SlotLoop
 from taskq.settings import (
@@ -142,9 +142,14 @@ class ToolkitWorkerMixin:
             return None  # not an error: no traceback in the log, no exception handlers
         return super().handle_exception(job, *exc_info)
 
+    def handle_job_success(self, job: Job, queue: Queue, *args, **kwargs):
+        super().handle_job_success(job, queue, *args, **kwargs)
+        count_outcome(self.connection, queue.name, "succeeded")
+
     def handle_job_failure(self, job: Job, queue: Queue, started_job_registry=None, exc_string: str = ""):
         failure, self._failure = self._failure, None
         if isinstance(failure, RetryLater):
+            count_outcome(self.connection, queue.name, "retried")
             wait = max(1, math.ceil(self.jobs.settings.retry.defer_s(failure.retry_after_s)))
             with self.connection.pipeline() as pipe:
                 self.cleanup_execution(job, pipeline=pipe)
@@ -154,6 +159,7 @@ class ToolkitWorkerMixin:
             return None
         if failure is not None and not self.jobs.is_transient(failure):
             job.retries_left = 0  # a retry cannot fix it: a dead letter now
+        count_outcome(self.connection, queue.name, "retried" if job.retries_left else "dead")
         return super().handle_job_failure(
             job=job, queue=queue, started_job_registry=started_job_registry, exc_string=exc_string
         )

@@ -12,7 +12,7 @@ from rq.utils import utcparse
 
 from taskq.deadletters import DeadLetter
 from taskq.metrics import QueueMetrics, Snapshot, age_s, version_of
-from taskq.presence import PROCESSES_KEY, SCHEDULES_KEY
+from taskq.presence import PROCESSES_KEY, SCHEDULES_KEY, outcomes_key
 
 if TYPE_CHECKING:
     from taskq.rq import Jobs
@@ -81,10 +81,11 @@ def operations(jobs: Jobs):
                 pipe.lindex(queue.key, 0)  # RQ pushes on the right: the oldest is on the left
                 # a started job's score is when its worker's lease on it ends: past, it is abandoned
                 pipe.zcount(queue.started_job_registry.key, "-inf", time.time())
+                pipe.hgetall(outcomes_key(name))
             pipe.hgetall(PROCESSES_KEY)
             pipe.hgetall(SCHEDULES_KEY)
             *counts, processes, schedules = pipe.execute()
-        per = 6
+        per = 7
         heads = [counts[per * i + 4] for i in range(len(names))]
         with client.pipeline(transaction=False) as pipe:
             for head in heads:
@@ -103,7 +104,7 @@ def operations(jobs: Jobs):
                 in_progress=int(counts[per * i + 2]),
                 dead_letters=int(counts[per * i + 3]),
                 stuck=int(counts[per * i + 5]),
-            )
+            ).add_outcomes(counts[per * i + 6])
         return snapshot
 
     def dead_letters() -> list[DeadLetter]:

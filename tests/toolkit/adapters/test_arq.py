@@ -72,10 +72,17 @@ def run(redis_url: str, function, *args, **kwargs):
     return asyncio.run(go()), settings
 
 
+def outcomes(settings) -> dict[str, int]:
+    """How the attempts on the queue (one per test) ended, as the exporter reads them."""
+    (queue,) = settings.__taskq_operations__().metrics().queues.values()
+    return queue.outcomes
+
+
 def test_positional_and_keyword_arguments_reach_the_function(redis_url: str):
     key = uuid.uuid4().hex
-    run(redis_url, add, key, 2, 3, scale=10)
+    _, settings = run(redis_url, add, key, 2, 3, scale=10)
     assert RUNS[key] == [1]
+    assert outcomes(settings) == {"succeeded": 1, "retried": 0, "dead": 0}
 
 
 def test_a_transient_error_is_retried_until_the_fourth_try_then_dead(redis_url: str):
@@ -84,12 +91,14 @@ def test_a_transient_error_is_retried_until_the_fourth_try_then_dead(redis_url: 
     assert RUNS[key] == [1, 2, 3, 4]
     letter = settings.__taskq_operations__().dead_letters()[0]
     assert letter.id == job_id and letter.task == "flaky" and letter.error == "ConnectionError: blink 4"
+    assert outcomes(settings) == {"succeeded": 0, "retried": 3, "dead": 1}
 
 
 def test_a_permanent_error_is_dead_at_once(redis_url: str):
     key = uuid.uuid4().hex
-    run(redis_url, broken, key)
+    _, settings = run(redis_url, broken, key)
     assert RUNS[key] == [1]
+    assert outcomes(settings) == {"succeeded": 0, "retried": 0, "dead": 1}
 
 
 def test_the_time_limit_ends_an_attempt_which_is_retried(redis_url: str):
@@ -105,6 +114,7 @@ def test_a_held_key_is_deferred_without_spending_a_try(redis_url: str):
     job_id, settings = run(redis_url, held, key)
     assert RUNS[key] == [1] * 6
     assert job_id not in {d.id for d in settings.__taskq_operations__().dead_letters()}
+    assert outcomes(settings) == {"succeeded": 1, "retried": 5, "dead": 0}
 
 
 def test_requeue_sends_a_dead_job_again_with_fresh_tries(redis_url: str):

@@ -187,11 +187,19 @@ def app_settings(app) -> CelerySettings:
     return taskq.celery.toolkit_of(app).settings
 
 
-def test_an_opted_in_task_retries_transient_errors(app, worker):
-    key = uuid.uuid4().hex
+def test_an_opted_in_task_retries_transient_errors_and_its_outcomes_are_counted(app, worker):
+    key, before = uuid.uuid4().hex, outcomes(app)
     app.tasks["shop.tasks.flaky"].delay(key, 2)
     wait(lambda: len(calls(key)) == 3)
     assert calls(key) == [0, 1, 2]
+    # the success is counted after the task returns
+    wait(lambda: outcomes(app)["succeeded"] == before["succeeded"] + 1)
+    after = outcomes(app)
+    assert {o: after[o] - before[o] for o in after} == {"succeeded": 1, "retried": 2, "dead": 0}
+
+
+def outcomes(app) -> dict[str, int]:
+    return taskq.celery.operations(app).metrics().queues[app.conf.task_default_queue].outcomes
 
 
 def test_a_held_key_is_deferred_without_spending_retries(app, worker):

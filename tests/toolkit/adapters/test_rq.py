@@ -161,6 +161,7 @@ def test_the_exporter_reads_depth_age_delays_and_dead_letters_with_cheap_command
     metrics = ops.metrics().queues
     assert (metrics[first].depth, metrics[first].oldest_age_s, metrics[first].in_progress) == (0, 0.0, 0)
     assert metrics[first].dead_letters == 1
+    assert metrics[first].outcomes == {"succeeded": 2, "retried": 0, "dead": 1}
     # a job whose worker's lease on it ran out (the worker was killed): stuck until RQ cleans up
     started = jobs.queue(first).started_job_registry.key
     jobs.connection.zadd(started, {"killed-workers-job": time.time() - 10})
