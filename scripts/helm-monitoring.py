@@ -34,14 +34,43 @@ def raw_template(name: str, source: str, body: str, what: str) -> str:
     )
 
 
+# The thresholds a chart's values set (metrics.prometheusRule.thresholds.<key>): each is the literal
+# in that alert's expression, which the copy holds as ${key} for the PrometheusRule to fill in.
+THRESHOLDS = {
+    "queueLatencyWarningSeconds": ("TaskqQueueLatencyHigh", "> 300"),
+    "queueLatencyCriticalSeconds": ("TaskqQueueLatencyCritical", "> 900"),
+    "backlogJobs": ("TaskqQueueBacklogGrowing", "> 100"),
+    "failureRatio": ("TaskqHighFailureRate", "> 0.05"),
+    "scheduleLateSeconds": ("TaskqSchedulerNotFiring", "+ 300"),
+}
+
+
+def defaults() -> dict[str, float]:
+    """Each threshold as alerts.yaml has it: the charts' values.yaml must say the same."""
+    return {key: float(literal.split()[1]) for key, (_, literal) in THRESHOLDS.items()}
+
+
+def rules_with_placeholders() -> dict:
+    rules = yaml.safe_load((MONITORING / "alerts.yaml").read_text())
+    by_name = {rule["alert"]: rule for group in rules["groups"] for rule in group["rules"]}
+    for key, (alert, literal) in THRESHOLDS.items():
+        expr = by_name[alert]["expr"]
+        if expr.count(literal) != 1:
+            sys.exit(f"alerts.yaml: {alert}'s expression must hold {literal!r} once, for {key}")
+        operator, _ = literal.split()
+        by_name[alert]["expr"] = expr.replace(literal, f"{operator} ${{{key}}}")
+    return rules
+
+
 def outputs() -> dict[Path, str]:
-    rules = yaml.safe_dump(
-        yaml.safe_load((MONITORING / "alerts.yaml").read_text()), sort_keys=False, width=1000
-    )
+    rules = yaml.safe_dump(rules_with_placeholders(), sort_keys=False, width=1000)
     dashboard = json.dumps(json.loads((MONITORING / "grafana-dashboard.json").read_text()), indent=2)
     return {
         TEMPLATES / "_alerts.tpl": raw_template(
-            "taskq.alertRules", "alerts.yaml", rules, "The alert rules, for the PrometheusRule."
+            "taskq.alertRules",
+            "alerts.yaml",
+            rules,
+            "The alert rules, for the PrometheusRule,\nwhich puts each ${threshold} from the values in.",
         ),
         TEMPLATES / "_dashboard.tpl": raw_template(
             "taskq.grafanaDashboard", "grafana-dashboard.json", dashboard, "The dashboard, for its ConfigMap."

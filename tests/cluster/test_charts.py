@@ -98,6 +98,23 @@ class Release:
         pods = client.CoreV1Api(self.api).list_namespaced_pod(self.namespace, label_selector=selector).items
         return [p for p in pods if not p.metadata.deletion_timestamp]
 
+    def diagnosis(self, component: str) -> str:
+        """For a failure message: the component's pods, their restarts, and their logs' last lines."""
+        core, lines = client.CoreV1Api(self.api), []
+        for pod in self.pods(component):
+            statuses = pod.status.container_statuses or []
+            restarts = sum(status.restart_count for status in statuses)
+            lines.append(
+                f"--- {pod.metadata.name}: {pod.status.phase}, {restarts} restarts,"
+                f" since {pod.status.start_time}"
+            )
+            try:
+                log = core.read_namespaced_pod_log(pod.metadata.name, self.namespace, tail_lines=25)
+            except client.ApiException as error:
+                log = f"(no log: {error.reason})"
+            lines.append(log)
+        return "\n".join(lines)
+
 
 def bind_volumes(api: client.ApiClient, lib: str, namespace: str) -> list[str]:
     """A hostPath volume, writable by the datastores' non-root users, bound ahead of time to each
@@ -343,7 +360,10 @@ def test_an_upgrade_rolls_the_pods_and_keeps_the_generated_passwords(release: Re
     assert not workers & {p.metadata.name for p in release.pods("worker")}, "the workers were not rolled"
     key = f"upgraded-{uuid.uuid4().hex[:6]}"
     release.post_job(task="demo", key=key, sleep_s=0)
-    wait_for(lambda: release.get(f"/effects/{key}"), lambda effect: effect["effects"] == 1, 60)
+    try:
+        wait_for(lambda: release.get(f"/effects/{key}"), lambda effect: effect["effects"] == 1, 60)
+    except AssertionError as error:
+        raise AssertionError(f"{error}\n{release.diagnosis('worker')}") from None
 
 
 def test_a_killed_workers_job_is_redelivered_within_the_bound(release: Release):

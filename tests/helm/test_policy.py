@@ -21,6 +21,7 @@ from tests.helm.render import (
     pod_specs,
     render,
 )
+from tests.promtool import promtool
 from tests.static.helpers import recipe_settings
 
 RECIPE_COMPONENTS = ["app", "worker", "scheduler", "monitor"]
@@ -561,6 +562,56 @@ def test_the_prometheus_rule_is_the_promtool_tested_rules_file(lib: str):
     assert rule["spec"] == source
     assert rule["metadata"]["labels"]["release"] == "prometheus"
     assert not find(render(lib), "PrometheusRule")  # off by default: it needs the operator's CRDs
+
+
+# Three thresholds moved from the defaults (300 s, 100 jobs, 5 %), and what promtool must then see
+# on one queue whose oldest job waits 2 minutes, that holds 500 jobs and grows, and whose attempts
+# fail one in ten: the warning fires early, and the other two stay quiet.
+MOVED_THRESHOLDS = {"queueLatencyWarningSeconds": 60, "backlogJobs": 1000, "failureRatio": 0.2}
+ONE_BUSY_QUEUE = [
+    ("taskq_queue_oldest_job_age_seconds", {}, "120x30"),
+    ("taskq_queue_depth", {}, "500+10x30"),
+    ("taskq_jobs_total", {"outcome": "succeeded"}, "0+90x30"),
+    ("taskq_jobs_total", {"outcome": "retried"}, "0+10x30"),
+]
+
+
+def alerts_that_fire(rules: dict, tmp_path, at: str = "25m") -> set[str]:
+    """The alerts promtool finds firing at `at` on ONE_BUSY_QUEUE: each alert is tested to fire,
+    and the names of those whose test passes are returned."""
+    labels = {"job": "taskq-exporter", "queue_name": "default"}
+    series = [
+        {
+            "series": name + "{" + ",".join(f'{k}="{v}"' for k, v in {**labels, **extra}.items()) + "}",
+            "values": v,
+        }
+        for name, extra, v in ONE_BUSY_QUEUE
+    ]
+    (tmp_path / "rules.yaml").write_text(yaml.safe_dump(rules))
+    fired = set()
+    for alert in ("TaskqQueueLatencyHigh", "TaskqQueueBacklogGrowing", "TaskqHighFailureRate"):
+        check = {"eval_time": at, "alertname": alert, "exp_alerts": []}
+        test = {"rule_files": ["rules.yaml"], "tests": [{"interval": "1m", "input_series": series,
+                                                          "alert_rule_test": [check]}]}  # fmt: skip
+        (tmp_path / "test.yaml").write_text(yaml.safe_dump(test))
+        result = promtool("test", "rules", str(tmp_path / "test.yaml"))
+        if result.returncode != 0:  # it fired where it was told not to
+            assert f"alertname: {alert}" in result.stderr + result.stdout, result.stderr + result.stdout
+            fired.add(alert)
+    return fired
+
+
+def test_the_alert_thresholds_are_values(lib: str, tmp_path):
+    def rules(thresholds: dict) -> dict:
+        values = {"metrics": {"prometheusRule": {"enabled": True, "thresholds": thresholds}}}
+        return one(render(lib, values), "PrometheusRule")["spec"]
+
+    defaults = rules({})
+    assert alerts_that_fire(defaults, tmp_path) == {"TaskqQueueBacklogGrowing", "TaskqHighFailureRate"}
+    assert alerts_that_fire(rules(MOVED_THRESHOLDS), tmp_path) == {"TaskqQueueLatencyHigh"}
+    assert "${" not in json.dumps(defaults)  # every threshold filled in
+    with pytest.raises(RenderError, match="failureRatio"):
+        rules({"failureRatio": 5})
 
 
 def test_the_grafana_dashboard_is_the_dashboard_file_for_the_sidecar(lib: str):

@@ -53,6 +53,13 @@ runbook links (recipes/monitoring/README.md#alertname) with links under it.
 {{- end -}}
 {{- $scope := dict "component" "exporter" "context" . -}}
 {{- $rules := include "taskq.alertRules" . | fromYaml -}}
+{{- range $group := $rules.groups -}}
+{{- range $rule := $group.rules -}}
+{{- range $key, $value := $.Values.metrics.prometheusRule.thresholds -}}
+{{- $_ := set $rule "expr" (replace (printf "${%s}" $key) (toString $value) $rule.expr) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
 {{- with .Values.metrics.prometheusRule.runbookUrlBase -}}
 {{- $base := trimSuffix "/" . -}}
 {{- range $group := $rules.groups -}}
