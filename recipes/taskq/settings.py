@@ -235,9 +235,12 @@ class CelerySettings(Settings):
 # A killed worker stops renewing: its job counts as abandoned at most this + 60 s later.
 RQ_JOB_MONITORING_INTERVAL_S = 10
 RQ_HEARTBEAT_MARGIN_S = 60
-# An idle worker wakes every RQ_WORKER_TTL_S - 15 s (heartbeat, maintenance check); its key lives
-# RQ_WORKER_TTL_S + 60 s. RQ's default (420 s) leaves an abandoned job unnoticed for minutes.
+# An idle worker's key lives RQ_WORKER_TTL_S + 60 s. RQ's default (420 s) leaves an abandoned job
+# unnoticed for minutes.
 RQ_WORKER_TTL_S = 30
+# An idle worker waits for a job this long at a time (RQ: RQ_WORKER_TTL_S - 15), then heartbeats
+# and checks for maintenance; a worker told to stop while idle stops at the end of this wait.
+RQ_IDLE_WAIT_S = 5
 # How often a worker runs maintenance, which hands abandoned jobs to their Retry (RQ's default
 # is 10 minutes; with it, a killed worker's job sat in "started" for 13.5 minutes here).
 RQ_MAINTENANCE_INTERVAL_S = 15
@@ -265,7 +268,7 @@ class RQSettings(Settings):
         """At most this long after a worker is killed, its running job runs again: the claim
         lapses, a maintenance pass (run between dequeues) retries it, the scheduler enqueues it."""
         claim_lapses = min(RQ_JOB_MONITORING_INTERVAL_S, self.job_time_limit_s) + RQ_HEARTBEAT_MARGIN_S
-        maintenance = max(RQ_MAINTENANCE_INTERVAL_S, RQ_WORKER_TTL_S - 15)
+        maintenance = max(RQ_MAINTENANCE_INTERVAL_S, RQ_IDLE_WAIT_S)
         return claim_lapses + maintenance + self.retry.max_delay_s + RQ_SCHEDULER_INTERVAL_S
 
 

@@ -129,7 +129,7 @@ def test_dramatiq_maintenance_polls_and_retention_beat_its_defaults():
 
 def test_rq_claims_maintenance_and_retention_beat_its_defaults():
     assert s.RQ_JOB_MONITORING_INTERVAL_S < s.RQ_HEARTBEAT_MARGIN_S
-    assert s.RQ_MAINTENANCE_INTERVAL_S < 600 and s.RQ_WORKER_TTL_S < 420 and s.RQ_WORKER_TTL_S - 15 < 60
+    assert s.RQ_MAINTENANCE_INTERVAL_S < 600 and s.RQ_WORKER_TTL_S < 420 and s.RQ_IDLE_WAIT_S < 60
     assert s.RQ_FAILURE_TTL_S >= 7 * 24 * 3600
     for limit in (1, 6, 300):
         assert RQSettings.from_env({"JOB_TIME_LIMIT_S": str(limit)}).redelivery_after_kill_s <= 100

@@ -24,6 +24,8 @@ What it sets, and why:
 - Worker TTL 30 s, maintenance every 15 s, job monitoring every 10 s: a killed worker's job runs
   again within about 80 s (RQ's defaults: 7 to 14 minutes), and a heartbeat file for the probe.
 - Requeueing a dead letter gives it a fresh set of retries (RQ's own requeue does not).
+- An idle worker told to stop takes no more jobs and stops within RQ_IDLE_WAIT_S (5 s): RQ's own
+  stop can strand a job enqueued at that moment until maintenance fails it, a minute or more later.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
 from rq.serializers import JSONSerializer
 from rq.timeouts import JobTimeoutException
+from rq.worker import WorkerStatus
 
 from taskq.context import running
 from taskq.errors import ConfigError
@@ -53,6 +56,7 @@ from taskq.retry import RetryLater, RetryPolicy
 from taskq.schedule import Entry, SlotLoop
 from taskq.settings import (
     RQ_FAILURE_TTL_S,
+    RQ_IDLE_WAIT_S,
     RQ_JOB_MONITORING_INTERVAL_S,
     RQ_MAINTENANCE_INTERVAL_S,
     RQ_RESULT_TTL_S,
@@ -163,6 +167,45 @@ class ToolkitWorkerMixin:
         return super().handle_job_failure(
             job=job, queue=queue, started_job_registry=started_job_registry, exc_string=exc_string
         )
+
+    # RQ's warm shutdown of an idle worker raises StopRequested from the signal handler, after
+    # stopping the worker's scheduler (half a second). Its blocking BLMOVE stays open on the
+    # server meanwhile: a job enqueued then is moved to the queue's intermediate list for a
+    # client that never reads it, and comes back only when maintenance fails it a minute or more
+    # later (charging it a retry). Seen on every rollout whose first job came right after it.
+    # So an idle worker told to stop takes no job: it ends its current wait (RQ_IDLE_WAIT_S)
+    # and puts back a job that arrived in it.
+    def _shutdown(self):
+        if self.get_state() == WorkerStatus.BUSY:
+            return super()._shutdown()
+        self._stop_requested = True
+        if self.scheduler:
+            self.stop_scheduler()
+        return None
+
+    @property
+    def dequeue_timeout(self) -> int:
+        return RQ_IDLE_WAIT_S
+
+    def dequeue_job_and_maintain_ttl(self, timeout, max_idle_time=None):
+        if timeout is None or max_idle_time is not None:  # burst, or the caller's own idle limit
+            result = super().dequeue_job_and_maintain_ttl(timeout, max_idle_time)
+        else:
+            result = None
+            while result is None and not self._stop_requested:
+                # One wait at a time (an idle limit of one wait), to see a stop request between them.
+                result = super().dequeue_job_and_maintain_ttl(timeout, max_idle_time=timeout)
+        if result is not None and self._stop_requested:
+            job, queue = result
+            with self.connection.pipeline() as pipe:  # MULTI: the job is in one list or the other
+                pipe.lrem(queue.intermediate_queue_key, 1, job.id)
+                pipe.lpush(queue.key, job.id)
+                pipe.execute()
+            log.info("stopping: job %s goes back to the head of %s", job.id, queue.name)
+            return None
+        if result is None:
+            log.info("stopping on request")
+        return result
 
     def heartbeat(self, *args, **kwargs):
         super().heartbeat(*args, **kwargs)

@@ -3,6 +3,9 @@ classification, deferral without spending a retry, dead letters and requeue, aga
 
 from __future__ import annotations
 
+import os
+import signal
+import threading
 import time
 import uuid
 from datetime import timedelta
@@ -15,7 +18,7 @@ from taskq.errors import ConfigError
 from taskq.idempotency import KeyBusyError
 from taskq.retry import RetryPolicy
 from taskq.rq import Jobs
-from taskq.settings import RQSettings
+from taskq.settings import RQ_IDLE_WAIT_S, RQSettings
 from tests.toolkit.adapters.scrape import assert_cost_does_not_grow_with_the_keyspace
 
 CALLS: dict[str, list] = {}
@@ -106,6 +109,60 @@ def test_a_held_key_is_rescheduled_without_spending_a_retry(jobs: Jobs):
     scheduled_in = jobs.queue().scheduled_job_registry.get_scheduled_time(job)
     assert scheduled_in is not None  # waiting, never failed
     assert jobs.settings.retry.defer_s(30) <= jobs.settings.retry.max_delay_s
+
+
+def stop_an_idle_worker(jobs: Jobs, during_the_stop=lambda: None) -> float:
+    """A worker on one queue (RQ then waits with BLMOVE), idle, gets SIGTERM; `during_the_stop`
+    runs inside its signal handler, where RQ stops the worker's scheduler (half a second) while
+    the BLMOVE is still open on the server. Returns the seconds from the signal to the stop."""
+    worker_class = jobs.simple_worker_class
+
+    class Worker(worker_class):
+        def _shutdown(self):
+            during_the_stop()
+            return super()._shutdown()
+
+    worker = Worker(
+        [jobs.queue()],
+        connection=jobs.connection,
+        serializer=jobs.worker().serializer,
+        job_class=jobs.job_class,
+    )
+    signalled: list[float] = []
+
+    def signal_when_idle():
+        while worker.get_state() != "idle":
+            time.sleep(0.05)
+        time.sleep(0.5)  # in its blocking wait
+        signalled.append(time.monotonic())
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    handlers = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
+    threading.Thread(target=signal_when_idle, daemon=True).start()
+    try:
+        worker.work(with_scheduler=False)
+    finally:
+        for number, handler in handlers.items():
+            signal.signal(number, handler)
+    return time.monotonic() - signalled[0]
+
+
+def test_an_idle_worker_told_to_stop_takes_no_job_and_strands_none(jobs: Jobs):
+    """A job enqueued while an idle worker stops stays at the head of its queue (with RQ's own
+    stop, the server hands it to the stopping worker's BLMOVE: left in the intermediate list, and
+    failed by maintenance a minute later), and the next worker runs it."""
+    key, sent = uuid.uuid4().hex, []
+    took = stop_an_idle_worker(jobs, lambda: sent.append(jobs.enqueue(add, key, 1, 2)))
+    queue = jobs.queue()
+    assert jobs.connection.lrange(queue.intermediate_queue_key, 0, -1) == []
+    assert jobs.connection.lrange(queue.key, 0, -1) == [sent[0].id.encode()]
+    assert key not in CALLS and took < RQ_IDLE_WAIT_S + 2
+    run_burst(jobs)
+    assert CALLS[key] == [3]
+
+
+def test_an_idle_worker_stops_within_its_wait(jobs: Jobs):
+    assert stop_an_idle_worker(jobs) < RQ_IDLE_WAIT_S + 2
 
 
 def test_a_job_naming_an_unregistered_function_is_refused_before_import(jobs: Jobs):
