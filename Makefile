@@ -12,7 +12,13 @@ MONITOR_PORT_rq := 9181
 MONITOR_PORT_dramatiq := 8181
 MONITOR_PORT_arq := 8282
 COMPOSE_DIR := compose/$(LIB)
-COMPOSE := docker compose --project-directory $(COMPOSE_DIR) -f $(COMPOSE_DIR)/compose.yaml
+# MONITORING=1: also the `monitoring` profile (Prometheus with the alerts and a console page).
+PROFILES := $(if $(filter 1 yes true,$(MONITORING)),--profile monitoring)
+COMPOSE := docker compose --project-directory $(COMPOSE_DIR) -f $(COMPOSE_DIR)/compose.yaml $(PROFILES)
+# What stops, removes or lists the stack reaches the profile's services too, MONITORING or not.
+COMPOSE_ALL := $(COMPOSE) --profile monitoring
+# Headless Chromium, for the monitoring test's screenshots of the console page.
+BROWSER_IMAGE := taskq-test/chromium:bookworm
 VENV := .venv
 PYTHON := $(VENV)/bin/python
 # Extra CA certificates trusted while images download their dependencies (a TLS-inspecting
@@ -26,8 +32,8 @@ STOP_GRACE_PERIOD_S ?= $(shell echo $$(( $(JOB_TIME_LIMIT_S) + 30 )))
 export JOB_TIME_LIMIT_S STOP_GRACE_PERIOD_S
 endif
 
-# Points PYTHON_IMAGE, REDIS_IMAGE and POSTGRES_IMAGE at official images, or at stand-ins built
-# from Debian packages when no registry answers (scripts/images.sh decides, in one place).
+# Points PYTHON_IMAGE, REDIS_IMAGE, POSTGRES_IMAGE and PROMETHEUS_IMAGE at official images, or
+# at stand-ins built from Debian packages when no registry answers (scripts/images.sh decides).
 WITH_IMAGES := set -a; eval "$$(scripts/images.sh env)"; set +a;
 
 .PHONY: help
@@ -37,7 +43,7 @@ help: ## list the targets
 	@echo "  LIB=$(LIB) (one of: $(LIBS))"
 
 .PHONY: up
-up: $(COMPOSE_DIR)/.env extra-ca ## build and start the LIB stack, wait until healthy, print its URLs
+up: $(COMPOSE_DIR)/.env extra-ca ## build and start the LIB stack, wait until healthy, print its URLs (MONITORING=1: with Prometheus)
 	@start=$$(date +%s); $(WITH_IMAGES) \
 	$(COMPOSE) up --build --detach --wait --quiet-pull; \
 	echo "$(LIB) stack healthy in $$(( $$(date +%s) - start )) s"
@@ -47,23 +53,25 @@ up: $(COMPOSE_DIR)/.env extra-ca ## build and start the LIB stack, wait until he
 urls: ## print the URLs of the running LIB stack
 	@app=$$($(COMPOSE) port app 8000); monitor=$$($(COMPOSE) port monitor $(MONITOR_PORT_$(LIB))); \
 	echo "  app      http://$$app   (POST /jobs, GET /effects/KEY, GET /ticks, /healthz, /readyz)"; \
-	echo "  monitor  http://$$monitor   (user and password: MONITOR_USER/MONITOR_PASSWORD in $(COMPOSE_DIR)/.env)"
+	echo "  monitor  http://$$monitor   (user and password: MONITOR_USER/MONITOR_PASSWORD in $(COMPOSE_DIR)/.env)"; \
+	if prometheus=$$($(COMPOSE_ALL) port prometheus 9090 2>/dev/null) && [ -n "$$prometheus" ]; then \
+	  echo "  console  http://$$prometheus/consoles/taskq.html   (Prometheus: http://$$prometheus/alerts)"; fi
 
 .PHONY: down
 down: ## stop the LIB stack (data volumes are kept)
-	$(COMPOSE) down
+	$(COMPOSE_ALL) down
 
 .PHONY: clean
 clean: ## stop the LIB stack and delete its volumes and image
-	$(COMPOSE) down --volumes --rmi local
+	$(COMPOSE_ALL) down --volumes --rmi local
 
 .PHONY: ps
 ps: ## show the LIB stack's services and their health
-	$(COMPOSE) ps
+	$(COMPOSE_ALL) ps
 
 .PHONY: logs
 logs: ## follow the LIB stack's logs
-	$(COMPOSE) logs --follow --tail=100
+	$(COMPOSE_ALL) logs --follow --tail=100
 
 .PHONY: taskq
 taskq: ## run the ops CLI in the LIB stack, e.g. make taskq ARGS="dlq list"
@@ -76,6 +84,14 @@ bench: ## measure one worker's job throughput on the running LIB stack (N=2000 j
 .PHONY: build
 build: $(COMPOSE_DIR)/.env extra-ca ## build the LIB image
 	@$(WITH_IMAGES) $(COMPOSE) build
+
+.PHONY: browser-image
+browser-image: ## build the headless Chromium image the monitoring test takes screenshots with (prints its tag)
+	@mkdir -p .build
+	@# One build at a time: .ci/run starts one in the background, and the test asks for it again.
+	@$(WITH_IMAGES) flock .build/browser-image.lock docker build --quiet \
+	  --build-arg PYTHON_IMAGE="$$PYTHON_IMAGE" --tag $(BROWSER_IMAGE) tests/integration/chromium >/dev/null
+	@echo $(BROWSER_IMAGE)
 
 .PHONY: standins
 standins: ## build the stand-in base images from Debian packages (for hosts without a registry)

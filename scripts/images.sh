@@ -1,21 +1,23 @@
 #!/usr/bin/env bash
 # The one switch between official images and stand-ins built from Debian packages.
 #
-# The compose files name their images through PYTHON_IMAGE, REDIS_IMAGE and POSTGRES_IMAGE.
+# The compose files name their images through PYTHON_IMAGE, REDIS_IMAGE, POSTGRES_IMAGE and
+# PROMETHEUS_IMAGE (the `monitoring` profile's).
 # On a host that reaches a registry (or already has the official images) those keep their
 # official defaults; on a host that reaches only Debian's package mirror, this script builds
 # stand-in images (debootstrap base + apt) and points the variables at them instead.
 #
 # Usage:
-#   scripts/images.sh env       print PYTHON_IMAGE=..., REDIS_IMAGE=..., POSTGRES_IMAGE=...
-#                               (only those three lines go to stdout; progress to stderr)
+#   scripts/images.sh env       print PYTHON_IMAGE=..., REDIS_IMAGE=..., POSTGRES_IMAGE=...,
+#                               PROMETHEUS_IMAGE=... (only those lines go to stdout; progress
+#                               to stderr)
 #   scripts/images.sh standins  build whichever stand-in is missing or out of date
 #   scripts/images.sh rebuild   remove the stand-ins (and their base), then build them again
 #   scripts/images.sh clean     remove the stand-ins and their base
 #
 # Environment:
 #   TASKQ_IMAGES=auto|official|standin  force the choice made by `env` (default: auto)
-#   PYTHON_IMAGE, REDIS_IMAGE, POSTGRES_IMAGE  images wanted when available (default: the
+#   PYTHON_IMAGE, REDIS_IMAGE, POSTGRES_IMAGE, PROMETHEUS_IMAGE  images wanted when available (default: the
 #                               official names below, the same defaults as the compose files)
 #   DEBIAN_MIRROR, DEBIAN_SECURITY_MIRROR  override the mirrors read from the host's apt
 #                               sources (DEBIAN_SECURITY_MIRROR= leaves security updates out)
@@ -30,16 +32,18 @@ set -euo pipefail
   OFFICIAL_PYTHON_IMAGE="${PYTHON_IMAGE:-python:3.12-slim-bookworm}"
   OFFICIAL_REDIS_IMAGE="${REDIS_IMAGE:-redis:7.4-bookworm}"
   OFFICIAL_POSTGRES_IMAGE="${POSTGRES_IMAGE:-postgres:16-bookworm}"
+  OFFICIAL_PROMETHEUS_IMAGE="${PROMETHEUS_IMAGE:-prom/prometheus:v2.53.3}"
   # Stand-ins are tagged with the version Debian bookworm ships, not the official one, so a
   # tag never claims to be what the image is not.
   STANDIN_PYTHON_IMAGE="taskq-standin/python:3.11-bookworm"
   STANDIN_REDIS_IMAGE="taskq-standin/redis:7.0-bookworm"
   STANDIN_POSTGRES_IMAGE="taskq-standin/postgres:15-bookworm"
+  STANDIN_PROMETHEUS_IMAGE="taskq-standin/prometheus:2.42-bookworm"
   STANDIN_BASE_IMAGE="taskq-standin/debian:bookworm"
 }
 # The variables, in output order; each stand-in's build context is
 # scripts/standins/<name>, with <name> the variable's prefix in lower case.
-VARS=(PYTHON_IMAGE REDIS_IMAGE POSTGRES_IMAGE)
+VARS=(PYTHON_IMAGE REDIS_IMAGE POSTGRES_IMAGE PROMETHEUS_IMAGE)
 SUITE="bookworm"
 # An edited Dockerfile must not leave a stale image in use just because an image with the
 # right tag exists, so each stand-in records a hash of its build context in this label.
@@ -315,7 +319,7 @@ build_missing() {
 
 ensure_standins() {
   local var
-  # Without the lock first: a second `make up` only inspects three images.
+  # Without the lock first: a second `make up` only inspects four images.
   for var in "${VARS[@]}"; do
     if ! standin_current "$var"; then
       require_docker

@@ -26,6 +26,7 @@ TEST_SETTINGS = {
     # Empty ports: Docker picks free ones on 127.0.0.1 (asked back with `docker compose port`).
     "APP_PORT": "",
     "MONITOR_PORT": "",
+    "PROMETHEUS_PORT": "",
 }
 
 
@@ -57,6 +58,7 @@ def stack(lib: str):
         stack.monitor_url = f"http://{stack.port('monitor', MONITOR_PORTS[lib])}"
         yield stack
     finally:
-        stack.compose("down", "--volumes", "--remove-orphans", check=False)
+        # With the profile: a Prometheus a failed test left running goes too.
+        stack.compose("--profile", "monitoring", "down", "--volumes", "--remove-orphans", check=False)
         os.environ.clear()
         os.environ.update(saved_environ)

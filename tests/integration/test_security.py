@@ -16,14 +16,17 @@ pytestmark = pytest.mark.integration
 
 
 def test_only_app_and_monitor_are_published_and_only_on_loopback(stack: Stack):
-    services = [json.loads(line) for line in stack.compose("ps", "--format", "json").stdout.splitlines()]
+    """(And Prometheus, when the monitoring profile runs: loopback only too.)"""
+    listing = stack.compose("--profile", "monitoring", "ps", "--format", "json").stdout
+    services = [json.loads(line) for line in listing.splitlines()]
     published = {
         (service["Service"], publisher["URL"])
         for service in services
         for publisher in service.get("Publishers") or []
         if publisher.get("PublishedPort")
     }
-    assert {name for name, _ in published} == {"app", "monitor"}, published
+    names = {name for name, _ in published}
+    assert {"app", "monitor"} <= names <= {"app", "monitor", "prometheus"}, published
     assert {url for _, url in published} == {"127.0.0.1"}, published
 
 

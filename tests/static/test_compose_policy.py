@@ -24,16 +24,24 @@ def test_the_contract_services_exist(lib: str):
     assert set(compose_model(lib)["services"]) >= CONTRACT_SERVICES
 
 
-def test_only_app_and_monitor_are_published_and_only_on_loopback(lib: str):
-    services = compose_model(lib)["services"]
+# `make up` and `make up MONITORING=1` (the `monitoring` profile, which adds Prometheus).
+PROFILES = {"": set(), "monitoring": {"prometheus"}}
+
+
+@pytest.mark.parametrize("profile", sorted(PROFILES))
+def test_only_app_and_monitor_are_published_and_only_on_loopback(lib: str, profile: str):
+    services = compose_model(lib, COMPOSE_PROFILES=profile)["services"]
     published = {name: service["ports"] for name, service in services.items() if service.get("ports")}
-    assert set(published) == {"app", "monitor"}
+    assert set(published) == {"app", "monitor"} | PROFILES[profile]
     for ports in published.values():
         assert all(port["host_ip"] == "127.0.0.1" for port in ports), ports
 
 
-def test_every_service_is_hardened(lib: str):
-    for name, service in compose_model(lib)["services"].items():
+@pytest.mark.parametrize("profile", sorted(PROFILES))
+def test_every_service_is_hardened(lib: str, profile: str):
+    services = compose_model(lib, COMPOSE_PROFILES=profile)["services"]
+    assert PROFILES[profile] <= set(services)
+    for name, service in services.items():
         assert service.get("read_only") is True, name
         assert "no-new-privileges:true" in service.get("security_opt", []), name
         assert service.get("cap_drop") == ["ALL"], name
