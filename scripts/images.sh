@@ -17,8 +17,9 @@
 #
 # Environment:
 #   TASKQ_IMAGES=auto|official|standin  force the choice made by `env` (default: auto)
-#   PYTHON_IMAGE, REDIS_IMAGE, POSTGRES_IMAGE, PROMETHEUS_IMAGE  images wanted when available (default: the
-#                               official names below, the same defaults as the compose files)
+#   PYTHON_IMAGE, REDIS_IMAGE, POSTGRES_IMAGE, PROMETHEUS_IMAGE
+#                               images wanted when available (default: the official names
+#                               below, the same defaults as the compose files)
 #   DEBIAN_MIRROR, DEBIAN_SECURITY_MIRROR  override the mirrors read from the host's apt
 #                               sources (DEBIAN_SECURITY_MIRROR= leaves security updates out)
 #   TASKQ_STANDIN_LOG_DIR       where build logs go (default: $TMPDIR/taskq-standin-logs)

@@ -4,7 +4,6 @@ backlog, seen by headless Chromium (Debian's) on the stack's network and kept as
 
 from __future__ import annotations
 
-import shutil
 import struct
 import subprocess
 import tempfile
@@ -67,6 +66,11 @@ def api(prometheus: str, path: str, **params: str):
     response = requests.get(f"{prometheus}/api/v1/{path}", params=params, timeout=10)
     response.raise_for_status()
     return response.json()["data"]
+
+
+def value(prometheus: str, query: str) -> float:
+    """An instant query's one value."""
+    return float(api(prometheus, "query", query=query)["result"][0]["value"][1])
 
 
 def test_prometheus_scrapes_the_exporter_and_evaluates_every_alert(stack: Stack, prometheus: str):
@@ -148,13 +152,13 @@ def test_the_console_page_draws_a_growing_backlog(stack: Stack, prometheus: str,
     stack.compose("stop", "scheduler", "worker", timeout=stack.grace_period_s + 60)
     try:
         waiting = "sum(taskq_queue_depth)"
-        before = float(api(prometheus, "query", query=waiting)["result"][0]["value"][1])
+        before = value(prometheus, waiting)
         posted = 12
         for _ in range(posted):
             stack.post_job(task="demo", key=f"console-{uuid.uuid4().hex[:8]}", sleep_s=0)
             time.sleep(1.25)
         wait_for(
-            lambda: float(api(prometheus, "query", query=waiting)["result"][0]["value"][1]),
+            lambda: value(prometheus, waiting),
             lambda depth: depth >= before + posted,
             timeout=30,
             interval=1,
@@ -173,8 +177,8 @@ def test_the_console_page_draws_a_growing_backlog(stack: Stack, prometheus: str,
             took = time.monotonic() - started
             MEASUREMENTS.append(f"{stack.lib}: Chromium's screenshot and DOM of the console in {took:.1f} s")
             screenshot = (Path(out) / "console.png").read_bytes()
-            ARTIFACTS.mkdir(exist_ok=True)
-            shutil.copyfile(Path(out) / "console.png", ARTIFACTS / f"console-{stack.lib}.png")
+        ARTIFACTS.mkdir(exist_ok=True)
+        (ARTIFACTS / f"console-{stack.lib}.png").write_bytes(screenshot)
     finally:
         stack.compose("start", "worker", "scheduler")
 
