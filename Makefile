@@ -177,11 +177,11 @@ cluster-images: ## build the four demo images the charts run (taskq/LIB:dev; the
 
 .PHONY: test-cluster
 test-cluster: venv helm-tools extra-ca cluster-images cluster-up ## the test cluster's node, and the charts on it (starts the cluster)
-	@$(WITH_IMAGES) $(CLUSTER_ENV) $(PYTHON) -m pytest -m cluster tests/cluster
+	@$(WITH_IMAGES) $(CLUSTER_ENV) $(PYTHON) -m pytest -m cluster --durations=10 tests/cluster
 
 .PHONY: test-integration
 test-integration: venv extra-ca ## integration tests against every stack (Docker), LIBS="celery" to narrow
-	@$(WITH_IMAGES) $(PYTHON) -m pytest -m integration tests --stacks="$(LIBS)"
+	@$(WITH_IMAGES) $(PYTHON) -m pytest -m integration --durations=15 tests --stacks="$(LIBS)"
 
 .PHONY: test
 test: test-static test-toolkit test-integration test-cluster ## the whole suite: static, the toolkit's own, every stack's integration tests, then the charts on the test cluster

@@ -1,74 +1,26 @@
 """The exporter (`taskq exporter`, the stack's `exporter` service), seen as Prometheus sees it:
 scraped over the stack's network, while the queues it reports are made to grow, drain, fail and
-lose their broker."""
+lose their broker. A job stuck with a killed worker is shown by test_charge's kill test."""
 
 from __future__ import annotations
 
 import json
-import re
 import time
 import uuid
 
 import pytest
 
-from tests.conftest import MEASUREMENTS
+from tests.integration.exporter import Metrics, metrics, scrape
 from tests.integration.stack import Stack, wait_for
 from tests.promtool import check_metrics
 
 pytestmark = pytest.mark.integration
-
-SAMPLE = re.compile(r"^(?P<name>[a-z_]+)(?:\{(?P<labels>[^}]*)\})? (?P<value>\S+)$")
-LABEL = re.compile(r'(\w+)="([^"]*)"')
-# Run in the app's container (same image): the exporter is not published, as in production.
-SCRAPE = """
-import sys, urllib.error, urllib.request
-try:
-    answer = urllib.request.urlopen("http://exporter:9808" + sys.argv[1], timeout=10)
-except urllib.error.HTTPError as error:
-    answer = error
-sys.stdout.write(f"{answer.status}\\n{answer.read().decode()}")
-"""
-
-
-def scrape(stack: Stack, path: str = "/metrics") -> tuple[int, str]:
-    status, _, text = stack.exec("app", "python", "-c", SCRAPE, path).stdout.partition("\n")
-    return int(status), text
 
 
 def backlog(stack: Stack) -> dict:
     status, text = scrape(stack, "/backlog?queues=default")
     assert status == 200, text
     return json.loads(text)
-
-
-class Metrics(dict):
-    """One scrape: (name, ((label, value), ...)) -> value."""
-
-    def total(self, name: str) -> float:
-        """Summed over every series of the metric (every queue)."""
-        return sum(value for (n, _), value in self.items() if n == name)
-
-    def total_where(self, name: str, **labels: str) -> float:
-        """Summed over the series whose labels include these."""
-        wanted = set(labels.items())
-        return sum(value for (n, found), value in self.items() if n == name and wanted <= set(found))
-
-    def largest(self, name: str) -> float:
-        return max((value for (n, _), value in self.items() if n == name), default=0.0)
-
-    def get_one(self, name: str, **labels: str) -> float:
-        return self[(name, tuple(sorted(labels.items())))]
-
-
-def metrics(stack: Stack) -> Metrics:
-    status, text = scrape(stack)
-    assert status == 200, text
-    samples = Metrics()
-    for line in text.splitlines():
-        if sample := SAMPLE.match(line):
-            labels = tuple(sorted(LABEL.findall(sample["labels"] or "")))
-            samples[(sample["name"], labels)] = float(sample["value"])
-    return samples
 
 
 def last_fire(m: Metrics) -> float:
@@ -158,33 +110,6 @@ def test_a_job_out_of_retries_adds_one_dead_letter(stack: Stack):
         for o in ("retried", "dead")
     }
     assert outcomes == {"retried": 3, "dead": 1}
-
-
-def test_a_sigkilled_workers_job_is_stuck_then_run_again_once_within_the_bound(stack: Stack):
-    """Killed (SIGKILL) mid-job, and no worker started: the job stays taken, past the time a job may
-    run (or its worker's heartbeat lapses), and shows as stuck. A worker started: the job runs again,
-    its effect recorded once, within the contract's redelivery bound counted from the kill, and
-    nothing is stuck."""
-    key = f"stuck-{uuid.uuid4().hex[:8]}"
-    stack.post_job(task="demo", key=key, sleep_s=3)
-    stuck = "taskq_jobs_stuck"
-    wait_for(lambda: stack.attempt_times(key), lambda started: len(started) == 1, timeout=30, interval=0.2)
-    assert metrics(stack).total(stuck) == 0
-    killed_at = time.monotonic()
-    stack.compose("kill", "--signal", "SIGKILL", "worker")
-    bound = 2 * stack.time_limit_s + 120  # the contract's redelivery bound
-    try:
-        wait_for(lambda: metrics(stack), lambda m: m.total(stuck) >= 1, timeout=bound, interval=1)
-    finally:
-        stack.compose("start", "worker")
-    done = wait_for(lambda: stack.effects(key), lambda e: e["effects"] == 1, timeout=bound, interval=1)
-    redelivered_after = time.monotonic() - killed_at
-    MEASUREMENTS.append(
-        f"{stack.lib}: SIGKILLed job done again {redelivered_after:.0f} s after the kill (bound {bound} s)"
-    )
-    assert redelivered_after < bound
-    assert done["attempts"] >= 2 and done["effects"] == 1
-    wait_for(lambda: metrics(stack), lambda m: m.total(stuck) == 0, timeout=60, interval=1)
 
 
 def test_a_scrape_fails_while_redis_is_down_and_works_again_after(stack: Stack):

@@ -1,5 +1,5 @@
 """Deploys: SIGTERM lets the running job finish, and the stopping worker takes no new job. (A
-SIGKILLed worker's job is run again: test_exporter, which also shows it stuck meanwhile.)"""
+SIGKILLed worker's job is run again: test_charge, which also shows it stuck meanwhile.)"""
 
 from __future__ import annotations
 
