@@ -1,13 +1,16 @@
 """promtool (Prometheus 2.42's, unpacked by `make prom-tools`), for the exporter's output and the
-alert rules."""
+alert rules; and the alert rules as the tests read them."""
 
 from __future__ import annotations
 
 import subprocess
 
+import yaml
+
 from tests.conftest import REPO
 
 PROMTOOL = REPO / ".tools" / "prometheus" / "promtool"
+MONITORING = REPO / "recipes" / "monitoring"
 
 
 def promtool(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
@@ -23,3 +26,9 @@ def check_metrics(text: str) -> None:
     assert result.returncode == 0 and not result.stdout.strip() and not result.stderr.strip(), (
         result.stdout + result.stderr
     )
+
+
+def alert_rules() -> list[dict]:
+    """The alerting rules of recipes/monitoring/alerts.yaml, every group's (recording rules left out)."""
+    groups = yaml.safe_load((MONITORING / "alerts.yaml").read_text())["groups"]
+    return [rule for group in groups for rule in group["rules"] if "alert" in rule]

@@ -15,20 +15,14 @@ from pathlib import Path
 
 import pytest
 import requests
-import yaml
 
 from tests.conftest import MEASUREMENTS, REPO
 from tests.integration.stack import Stack, wait_for
+from tests.promtool import alert_rules
 
 pytestmark = pytest.mark.integration
 
-MONITORING = REPO / "recipes" / "monitoring"
-ALERTS = {
-    rule["alert"]
-    for group in yaml.safe_load((MONITORING / "alerts.yaml").read_text())["groups"]
-    for rule in group["rules"]
-    if "alert" in rule
-}
+ALERTS = {rule["alert"] for rule in alert_rules()}
 FIGURES = {"depth", "age", "busy", "outcomes", "dead"}  # the console page's graphs
 SCREEN = (1240, 820)
 # Where the screenshots stay after the run (git ignores it): the README's picture is one of them.

@@ -10,11 +10,10 @@ import yaml
 
 from taskq.metrics import METRIC_NAMES
 from tests.conftest import REPO
-from tests.promtool import promtool
+from tests.promtool import MONITORING, alert_rules, promtool
 
-MONITORING = REPO / "recipes" / "monitoring"
 RULES = yaml.safe_load((MONITORING / "alerts.yaml").read_text())
-ALERTS = [rule for group in RULES["groups"] for rule in group["rules"] if "alert" in rule]
+ALERTS = alert_rules()
 EXPORTED = set(METRIC_NAMES) | {"up", "time"}
 
 

@@ -9,10 +9,9 @@ import re
 import yaml
 
 from taskq.metrics import METRIC_NAMES
-from tests.conftest import REPO
-from tests.promtool import promtool
+from tests.promtool import MONITORING, promtool
 
-DASHBOARD = json.loads((REPO / "recipes" / "monitoring" / "grafana-dashboard.json").read_text())
+DASHBOARD = json.loads((MONITORING / "grafana-dashboard.json").read_text())
 TARGETS = [target for panel in DASHBOARD["panels"] for target in panel["targets"]]
 VARIABLES = DASHBOARD["templating"]["list"]
 # What Grafana puts in place of its variables before it sends a query.

@@ -10,10 +10,9 @@ import subprocess
 import yaml
 
 from tests.conftest import REPO
-from tests.promtool import promtool
+from tests.promtool import MONITORING, promtool
 from tests.static.helpers import compose_model
 
-MONITORING = REPO / "recipes" / "monitoring"
 CONFIG = MONITORING / "prometheus.yml"
 
 

@@ -40,6 +40,11 @@ def keys(namespace: str, queue: str) -> dict[str, str]:
     }
 
 
+def batched(answers: list, size: int) -> list[list]:
+    """A pipeline's answers, cut into the equal groups it asked for (one group per queue)."""
+    return [answers[i : i + size] for i in range(0, len(answers), size)]
+
+
 def acks_key(namespace: str, worker_id: str, queue: str) -> str:
     """The set of messages a worker process fetched from a queue and has not acked yet."""
     return f"{namespace}:__acks__.{worker_id}.{queue}"
@@ -115,10 +120,10 @@ def operations(broker):
         return {worker_id: sum(int(next(counts)) for _ in names) for worker_id in workers}
 
     def metrics() -> Snapshot:
-        """Two pipelined round trips: per queue its length, dead letters, waiting ETAs and head
-        message id, and the heartbeat set's members; then the live processes' ack sets (what each
-        holds: running, or delayed in memory) and the head messages' times. O(1) per queue and
-        process: the keyspace is never scanned."""
+        """Two pipelined round trips: per queue its length, dead letters, waiting ETAs, head
+        message id and outcomes, and the heartbeat set's members; then, per queue, what each live
+        process holds (running, or delayed in memory) and the head message's data. O(1) per queue
+        and process: the keyspace is never scanned."""
         names = queue_names()
         with client.pipeline(transaction=False) as pipe:
             for name in names:
@@ -132,35 +137,40 @@ def operations(broker):
             pipe.hgetall(PROCESSES_KEY)
             pipe.hgetall(SCHEDULES_KEY)
             *first, beats, processes, schedules = pipe.execute()
+        reads = ("length", "dead", "delayed", "head", "outcomes")  # per queue, in the order asked
+        counted = {
+            name: dict(zip(reads, answers, strict=True))
+            for name, answers in zip(names, batched(first, len(reads)), strict=True)
+        }
         now = time.time()
         workers = [w.decode() for w, _ in beats]
         # A process whose heartbeat is older than the broker's timeout is gone: what it holds is
         # stuck until another process's maintenance puts it back in its queue.
         gone = {w.decode() for w, seen in beats if seen < now * 1000 - broker.heartbeat_timeout}
         with client.pipeline(transaction=False) as pipe:
-            for i, name in enumerate(names):
+            for name in names:
                 for worker_id in workers:
                     pipe.scard(acks_key(namespace, worker_id, name))
                     pipe.scard(acks_key(namespace, worker_id, f"{name}.DQ"))
-                head = first[5 * i + 3]
-                if head:
+                if head := counted[name]["head"]:
                     pipe.hget(keys(namespace, name)["messages"], head.decode())
                 else:
                     pipe.echo("")  # keeps one answer per queue in place
             second = pipe.execute()
         snapshot = Snapshot("Dramatiq", version_of("dramatiq")).add_presence(processes, schedules, now)
-        per = 2 * len(workers) + 1
-        for i, name in enumerate(names):
-            held = second[per * i : per * (i + 1)]
-            depth = int(first[5 * i])
+        for name, held in zip(names, batched(second, 2 * len(workers) + 1), strict=True):
+            queue = counted[name]
+            *per_worker, head_data = held
+            running = dict(zip(workers, per_worker[0::2], strict=True))
+            delayed_in_memory = per_worker[1::2]
             snapshot.queues[name] = QueueMetrics(
-                depth=depth,
-                delayed=int(first[5 * i + 2]) + sum(int(n) for n in held[1:-1:2]),
-                oldest_age_s=age_s(now, enqueued_at(held[-1] or None)) if depth else 0.0,
-                in_progress=sum(int(n) for n in held[0:-1:2]),
-                dead_letters=int(first[5 * i + 1]),
-                stuck=sum(int(n) for w, n in zip(workers, held[0:-1:2], strict=True) if w in gone),
-            ).add_outcomes(first[5 * i + 4])
+                depth=int(queue["length"]),
+                delayed=int(queue["delayed"]) + sum(int(n) for n in delayed_in_memory),
+                oldest_age_s=age_s(now, enqueued_at(head_data or None)) if queue["length"] else 0.0,
+                in_progress=sum(int(n) for n in running.values()),
+                dead_letters=int(queue["dead"]),
+                stuck=sum(int(n) for w, n in running.items() if w in gone),
+            ).add_outcomes(queue["outcomes"])
         return snapshot
 
     def depth() -> dict[str, Any]:
