@@ -76,16 +76,17 @@ def test_killed_after_the_payment_and_before_the_commit_it_is_stuck_then_charged
     """SIGKILLed between the payment and the order's commit, and no other process of the stack runs
     (a Dramatiq scheduler's enqueues would put the job back in its queue by maintenance): the job
     stays taken past the time a job may run, or its worker's heartbeat, and the exporter shows it
-    stuck. A worker started: the job runs again within the contract's redelivery bound counted from
-    the kill, and calls the provider again with the same idempotency key: two requests, one charge,
-    one order; nothing is stuck."""
+    in progress, then stuck. A worker started: the job runs again within the contract's
+    redelivery bound counted from the kill, and calls the provider again with the same
+    idempotency key: two requests, one charge, one order; nothing is stuck."""
     key, stuck = new_key("kill-before-commit"), "taskq_jobs_stuck"
     bound = 2 * stack.time_limit_s + 120  # the contract's redelivery bound
     stack.compose("stop", "scheduler", timeout=stack.grace_period_s + 60)
     try:
         post_charge(stack, key, sleep_s=4)
         wait_for(lambda: charges(stack, key), lambda c: c["psp_requests"] == 1, timeout=30, interval=0.1)
-        assert metrics(stack).total(stuck) == 0
+        running = metrics(stack)
+        assert running.total("taskq_jobs_in_progress") >= 1 and running.total(stuck) == 0
         killed_at = time.monotonic()
         stack.compose("kill", "--signal", "SIGKILL", "worker")
         wait_for(lambda: metrics(stack), lambda m: m.total(stuck) >= 1, timeout=bound, interval=1)
