@@ -93,6 +93,9 @@ replaces these files (only these: nothing else of the repository is touched).
    `include: [deploy/taskq/compose.yaml]` to your compose.yaml; `docker compose up --wait`
    then runs the worker, scheduler, monitor and exporter on your image. Your image's entrypoint
    must end in `exec "$@"` (as `entrypoint.sh` here does), so that SIGTERM reaches the worker.
+   With `taskq-monitoring` in COMPOSE_PROFILES, Prometheus scrapes the exporter and evaluates
+   the toolkit's alerts (`monitoring/`, runbooks in `monitoring/README.md`); graphs of the
+   queues at http://127.0.0.1:9590/consoles/taskq.html.
 3. Kubernetes: fill in `helm/{lib}-values.yaml` (your images, commands, Secrets, volumes), then
    `helm install jobs deploy/taskq/helm/{lib} -f deploy/taskq/helm/{lib}-values.yaml`.
 
@@ -129,6 +132,8 @@ def env_example(lib: str, version: str) -> str:
         "# TASKQ_USER=10001:10001           # the user the services run as\n"
         "# TASKQ_APP_ENV_FILE=../../.env    # your app's settings, relative to deploy/taskq/\n"
         "# COMPOSE_PROFILES=taskq-redis,taskq-postgres   # the toolkit's Redis and Postgres\n"
+        "#                  taskq-monitoring             # and Prometheus with the toolkit's alerts\n"
+        "# TASKQ_PROMETHEUS_PORT=9590       # on 127.0.0.1\n"
         "# TASKQ_REDIS_PASSWORD=...\n"
         "# TASKQ_POSTGRES_PASSWORD=...\n"
     )
@@ -147,6 +152,29 @@ def own_app_values(lib: str, version: str) -> bytes:
     return (header + example).encode()
 
 
+def monitoring(folder: Path) -> list[File]:
+    """recipes/monitoring/ for compose.yaml's taskq-prometheus (the taskq-monitoring profile):
+    scraping taskq-exporter, the alerts' runbook links pointing at the copied README."""
+    source, target = REPO / "recipes" / "monitoring", folder / "monitoring"
+    rewrites = {
+        "prometheus.yml": ('targets: ["exporter:9808"]', 'targets: ["taskq-exporter:9808"]'),
+        "alerts.yaml": ("runbook_url: recipes/monitoring/", f"runbook_url: {target.as_posix()}/"),
+    }
+    files = []
+    for file in tree(source, target):
+        name = file.path.relative_to(target).as_posix()
+        if name == "console.png":  # the toolkit README's picture
+            continue
+        if name in rewrites:
+            old, new = rewrites[name]
+            text = file.content.decode()
+            if old not in text:
+                raise SystemExit(f"adopt: {source / name} no longer has {old!r}, which the copy rewrites")
+            file = File(file.path, text.replace(old, new).encode())
+        files.append(file)
+    return files
+
+
 def plan(lib: str, version: str) -> list[File]:
     folder = FOLDER
     return [
@@ -154,6 +182,7 @@ def plan(lib: str, version: str) -> list[File]:
         *tree(REPO / "helm" / "taskq-common", folder / "helm" / "taskq-common"),
         File(folder / "helm" / f"{lib}-values.yaml", own_app_values(lib, version)),
         File(folder / "compose.yaml", (REPO / "compose" / lib / "own-app.yaml").read_bytes()),
+        *monitoring(folder),
         File(folder / ".env.example", env_example(lib, version).encode()),
         File(folder / "entrypoint.sh", (REPO / "scripts" / "entrypoint.sh").read_bytes(), executable=True),
         File(folder / ".gitignore", b"# Secrets: never committed.\n.env\n"),

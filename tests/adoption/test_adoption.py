@@ -1,7 +1,8 @@
 """A user's own repository adopts the toolkit by the library guide's commands, builds its own image
 and runs the included compose file: a job once, a transient failure retried, a poison job dead
-and requeued, SIGTERM drained, its periodic job once per slot with two schedulers, and a job
-killed by SIGKILL redone with one row. Not the contract suite again: what adoption must keep."""
+and requeued, SIGTERM drained, its periodic job once per slot with two schedulers, a job
+killed by SIGKILL redone with one row, and Prometheus with the toolkit's alerts on its exporter.
+Not the contract suite again: what adoption must keep."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ import pytest
 
 from tests.conftest import MEASUREMENTS, REPO
 from tests.integration.stack import docker_env, wait_for
+from tests.promtool import alert_rules
 from tests.services import image_variables
 
 pytestmark = pytest.mark.integration
@@ -154,7 +156,9 @@ def shop(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
         )
         yield shop
     finally:
-        shop.compose("down", "--volumes", "--remove-orphans", "--timeout", "5", check=False)
+        # With the profile, so that its Prometheus and volume go too.
+        down = ("down", "--volumes", "--remove-orphans", "--timeout", "5")
+        shop.compose("--profile", "taskq-monitoring", *down, check=False)
         subprocess.run(["docker", "image", "rm", "-f", "shop:dev"], capture_output=True, check=False)
 
 
@@ -238,6 +242,35 @@ def test_two_schedulers_fire_each_slot_once(shop: Shop):
         shop.compose(
             "up", "--detach", "--wait", "--no-recreate", "--scale", "taskq-scheduler=1", "taskq-scheduler"
         )
+
+
+def test_the_monitoring_profile_scrapes_the_exporter_and_loads_the_alerts(shop: Shop):
+    """With the profile the adoption's .env.example names, its Prometheus scrapes its exporter, which
+    reads the shop's Redis, and loads every toolkit alert, from the folder `make adopt` wrote."""
+
+    def prometheus(path: str) -> dict:
+        url = f"http://127.0.0.1:9090/api/v1/{path}"
+        answer = json.loads(shop.compose("exec", "-T", "taskq-prometheus", "wget", "-qO-", url).stdout)
+        assert answer["status"] == "success", answer
+        return answer["data"]
+
+    shop.compose("--profile", "taskq-monitoring", "up", "--detach", "--wait", "taskq-prometheus", timeout=300)
+    try:
+        targets = wait_for(
+            lambda: prometheus("targets")["activeTargets"],
+            lambda found: found and all(t["health"] == "up" for t in found),
+            timeout=60,
+            interval=1,
+        )
+        assert [t["labels"]["instance"] for t in targets] == ["taskq-exporter:9808"]
+        info = wait_for(lambda: prometheus("query?query=taskq_exporter_info")["result"], bool, timeout=30)
+        assert info[0]["metric"]["library"].lower() == shop.lib
+        loaded = [rule for group in prometheus("rules?type=alert")["groups"] for rule in group["rules"]]
+        assert sorted(rule["name"] for rule in loaded) == sorted(rule["alert"] for rule in alert_rules())
+        assert all(rule["health"] == "ok" for rule in loaded), loaded
+    finally:
+        # Only this test needs it, and the machine has two CPUs.
+        shop.compose("--profile", "taskq-monitoring", "rm", "--stop", "--force", "taskq-prometheus")
 
 
 def test_the_killed_job_is_redone_within_the_bound_and_writes_one_row(shop: Shop):

@@ -14,6 +14,7 @@ import yaml
 from taskq._version import __version__
 from tests.conftest import REPO
 from tests.helm.render import NAMESPACE, RELEASE, helm
+from tests.promtool import alert_rules, promtool
 from tests.static.user_repo import USER_FILES, adopt, git
 
 
@@ -160,3 +161,42 @@ def test_the_adopted_chart_renders_as_the_toolkits_own_and_with_its_values_for_y
     assert "app" not in [o["metadata"]["labels"].get("app.kubernetes.io/component") for o in own_app]
     assert adopted and adopted == template(REPO / "helm" / lib)
     assert not [p for p in (repo / "deploy/taskq").rglob("*") if p.is_symlink()]
+
+
+def test_the_adopted_prometheus_scrapes_the_adopted_exporter_with_the_toolkits_alerts(repo: Path, lib: str):
+    """The taskq-monitoring profile of the adopted compose file: Prometheus on 127.0.0.1 only, its
+    configuration the adopted monitoring/ folder, read-only, which promtool accepts (with every
+    alert) and which scrapes the adopted exporter; each alert's runbook is in the copied README."""
+    assert adopt(repo, lib).returncode == 0
+    folder = repo / "deploy" / "taskq"
+    # The settings as the adoption's .env.example gives them (the file refuses to render without).
+    files = ["--file", str(folder / "compose.yaml"), "--env-file", str(folder / ".env.example")]
+    result = subprocess.run(
+        ["docker", "compose", *files, "--profile", "taskq-monitoring", "config", "--format", "json"],
+        env={"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": str(Path.home())},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    services = json.loads(result.stdout)["services"]
+    prometheus = services["taskq-prometheus"]
+    assert [(p["host_ip"], p["target"]) for p in prometheus["ports"]] == [("127.0.0.1", 9090)]
+    (mount,) = [v for v in prometheus["volumes"] if v["target"] == "/etc/taskq-monitoring"]
+    assert Path(mount["source"]) == folder / "monitoring" and mount["read_only"]
+    assert prometheus["depends_on"]["taskq-exporter"]["condition"] == "service_healthy"
+
+    config = folder / "monitoring" / "prometheus.yml"
+    checked = promtool("check", "config", str(config))
+    assert checked.returncode == 0 and f"{len(alert_rules())} rules found" in checked.stdout, checked.stdout
+    scrapes = yaml.safe_load(config.read_text())["scrape_configs"]
+    targets = [t for job in scrapes for group in job["static_configs"] for t in group["targets"]]
+    exporter = services["taskq-exporter"]["command"]
+    (port,) = [arg.removeprefix("--port=") for arg in exporter if arg.startswith("--port=")]
+    assert targets == [f"taskq-exporter:{port}"]
+    adopted_alerts = yaml.safe_load((folder / "monitoring" / "alerts.yaml").read_text())["groups"]
+    readme = (folder / "monitoring" / "README.md").read_text()
+    for rule in (rule for group in adopted_alerts for rule in group["rules"] if "alert" in rule):
+        page, _, anchor = rule["annotations"]["runbook_url"].partition("#")
+        assert (repo / page) == folder / "monitoring" / "README.md" and f"\n## {rule['alert']}\n" in readme
+        assert anchor == rule["alert"].lower()
