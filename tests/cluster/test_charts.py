@@ -2,11 +2,12 @@
 from the images `make` builds, `helm test`, then the contract's promises under Kubernetes'
 own operations: jobs run once; a rollout of the workers loses and cuts short no job; an upgrade
 rolls the pods and keeps the passwords; a killed worker's job is redelivered; two schedulers
-fire each slot once. And (M3) its NetworkPolicies, enforced: only the release's pods reach its
+fire each slot once; the monitor asks for its Secret's credentials. And (M3) its NetworkPolicies, enforced: only the release's pods reach its
 Redis and Postgres."""
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import os
 import threading
@@ -284,6 +285,23 @@ def test_the_exporter_reports_the_queues_and_every_worker_and_scheduler(release:
     assert 'taskq_queue_depth{queue_name="default"}' in text
     backlog = requests.get(f"{base}/backlog?queues=default", timeout=10)
     assert backlog.status_code == 200 and set(backlog.json()) == {"backlog", "queues"}
+
+
+def test_the_monitor_asks_for_the_credentials_of_its_secret(release: Release):
+    """Through its Service: its pages, and Flower's /metrics (which Flower leaves open; the
+    ServiceMonitor sends the same credentials), refuse a request without the credentials of the
+    release's monitor Secret and answer one with them."""
+    name = release.deployment("monitor")
+    service = client.CoreV1Api(release.api).read_namespaced_service(name, release.namespace)
+    base = f"http://{service.spec.cluster_ip}:{service.spec.ports[0].port}"
+    secret = opaque_secrets(release.api, release.namespace)[name]
+    credentials = tuple(base64.b64decode(secret[key]).decode() for key in ("username", "password"))
+    for path in ["/", "/metrics"] if release.lib == "celery" else ["/"]:
+        assert requests.get(f"{base}{path}", timeout=10).status_code == 401, path
+        answer = requests.get(f"{base}{path}", auth=credentials, timeout=10)
+        assert answer.status_code == 200, (path, answer.status_code)
+        if path == "/metrics":
+            assert "flower_worker_online" in answer.text
 
 
 class TerminatedWorkers:

@@ -538,6 +538,20 @@ def test_every_service_monitor_scrapes_a_port_a_service_exposes(lib: str):
         ]
         assert any(endpoint["port"] in {p["name"] for p in s["spec"]["ports"]} for s in selected)
         assert monitor["metadata"]["labels"]["release"] == "prometheus"
+        if monitor["metadata"]["labels"]["app.kubernetes.io/component"] == "monitor":
+            # Flower's /metrics asks for the monitor's credentials (taskq.celery.flower).
+            env = {
+                e["name"]: e
+                for e in one(objects, "Deployment", "monitor")["spec"]["template"]["spec"]["containers"][0][
+                    "env"
+                ]
+            }
+            assert endpoint["basicAuth"] == {
+                "username": env["MONITOR_USER"]["valueFrom"]["secretKeyRef"],
+                "password": env["MONITOR_PASSWORD"]["valueFrom"]["secretKeyRef"],
+            }
+        else:
+            assert "basicAuth" not in endpoint
 
 
 def test_the_exporter_runs_by_default_behind_a_service_and_is_probed(lib: str):

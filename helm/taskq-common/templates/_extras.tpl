@@ -39,6 +39,12 @@ spec:
     - port: {{ .port }}
       path: /metrics
       interval: {{ $.Values.metrics.serviceMonitor.interval }}
+      {{- if eq .component "monitor" }}
+      # The monitor's /metrics asks for the credentials its pages ask for.
+      basicAuth:
+        username: {name: {{ include "taskq.monitorSecretName" $ }}, key: username}
+        password: {name: {{ include "taskq.monitorSecretName" $ }}, key: password}
+      {{- end }}
 {{- end -}}
 
 {{/*
