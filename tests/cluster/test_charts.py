@@ -1,9 +1,9 @@
 """Each chart on the test cluster (milestone M2): installed with the README's line and `--wait`
-from the images `make` builds, `helm test`, then the contract's promises under Kubernetes'
-own operations: jobs run once; a rollout of the workers loses and cuts short no job; an upgrade
+from the images `make` builds, `helm test`, then the contract's promises under Kubernetes' own
+operations: jobs run once; a rollout of the workers loses and cuts short no job; an upgrade
 rolls the pods and keeps the passwords; a killed worker's job is redelivered; two schedulers
-fire each slot once; the monitor asks for its Secret's credentials. And (M3) its NetworkPolicies, enforced: only the release's pods reach its
-Redis and Postgres."""
+fire each slot once; the monitor asks for its Secret's credentials. And (M3) its
+NetworkPolicies, enforced: only the release's pods reach its Redis and Postgres."""
 
 from __future__ import annotations
 
