@@ -81,17 +81,17 @@ def test_killed_after_the_payment_and_before_the_commit_it_is_stuck_then_charged
     idempotency key: two requests, one charge, one order; nothing is stuck."""
     key, stuck = new_key("kill-before-commit"), "taskq_jobs_stuck"
     bound = 2 * stack.time_limit_s + 120  # the contract's redelivery bound
-    stack.compose("stop", "scheduler", timeout=stack.grace_period_s + 60)
-    try:
-        post_charge(stack, key, sleep_s=4)
-        wait_for(lambda: charges(stack, key), lambda c: c["psp_requests"] == 1, timeout=30, interval=0.1)
-        running = metrics(stack)
-        assert running.total("taskq_jobs_in_progress") >= 1 and running.total(stuck) == 0
-        killed_at = time.monotonic()
-        stack.compose("kill", "--signal", "SIGKILL", "worker")
-        wait_for(lambda: metrics(stack), lambda m: m.total(stuck) >= 1, timeout=bound, interval=1)
-    finally:
-        stack.compose("start", "worker", "scheduler")
+    with stack.scheduler_stopped():
+        try:
+            post_charge(stack, key, sleep_s=4)
+            wait_for(lambda: charges(stack, key), lambda c: c["psp_requests"] == 1, timeout=30, interval=0.1)
+            running = metrics(stack)
+            assert running.total("taskq_jobs_in_progress") >= 1 and running.total(stuck) == 0
+            killed_at = time.monotonic()
+            stack.compose("kill", "--signal", "SIGKILL", "worker")
+            wait_for(lambda: metrics(stack), lambda m: m.total(stuck) >= 1, timeout=bound, interval=1)
+        finally:
+            stack.compose("start", "worker")
     done = wait_for(lambda: charges(stack, key), lambda c: c["orders"] >= 1, timeout=bound, interval=1)
     after = time.monotonic() - killed_at
     MEASUREMENTS.append(
@@ -108,16 +108,17 @@ def test_killed_after_the_commit_and_before_the_ack_the_redelivery_skips_the_wor
     job (a paused Redis would still take the acknowledgement into its socket buffer); killed
     then. The redelivered job finds the key done: no second payment request."""
     key = new_key("kill-after-commit")
-    post_charge(stack, key, sleep_s=3)
-    wait_for(lambda: charges(stack, key), lambda c: c["psp_requests"] == 1, timeout=30, interval=0.1)
-    stack.compose("stop", "--timeout", "1", "redis")
-    try:
-        wait_for(lambda: charges(stack, key), lambda c: c["orders"] == 1, timeout=30, interval=0.1)
-        stack.compose("kill", "--signal", "SIGKILL", "worker")
-    finally:
-        stack.compose("start", "redis")
-    redis = stack.container_id("redis")
-    wait_for(lambda: stack.health(redis), lambda health: health == "healthy", timeout=60, interval=0.5)
+    with stack.scheduler_stopped():
+        post_charge(stack, key, sleep_s=3)
+        wait_for(lambda: charges(stack, key), lambda c: c["psp_requests"] == 1, timeout=30, interval=0.1)
+        stack.compose("stop", "--timeout", "1", "redis")
+        try:
+            wait_for(lambda: charges(stack, key), lambda c: c["orders"] == 1, timeout=30, interval=0.1)
+            stack.compose("kill", "--signal", "SIGKILL", "worker")
+        finally:
+            stack.compose("start", "redis")
+        redis = stack.container_id("redis")
+        wait_for(lambda: stack.health(redis), lambda health: health == "healthy", timeout=60, interval=0.5)
     stack.compose("start", "worker")
     bound = 2 * stack.time_limit_s + 120
     done = wait_for(lambda: charges(stack, key), lambda c: c["attempts"] >= 2, timeout=bound, interval=1)
@@ -157,6 +158,11 @@ def test_a_run_frozen_past_its_lease_cannot_commit(stack: Stack):
     """The worker running a charge is frozen (docker pause) until its lease has ended; meanwhile a
     second worker runs the same charge and commits. Thawed, the first run's commit is refused and
     rolled back: one order."""
+    with stack.scheduler_stopped():
+        frozen_past_the_lease(stack)
+
+
+def frozen_past_the_lease(stack: Stack) -> None:
     key = new_key("frozen")
     post_charge(stack, key, sleep_s=3)
     wait_for(lambda: charges(stack, key), lambda c: c["psp_requests"] == 1, timeout=30, interval=0.1)

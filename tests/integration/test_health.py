@@ -63,12 +63,13 @@ def test_a_worker_that_stops_working_turns_unhealthy_and_recovers(stack: Stack):
         return stack.container("worker")["State"]["Health"]["Status"]
 
     assert health() == "healthy"
-    try:
-        signal_every_worker_process(stack, "STOP")
-        wait_for(health, lambda status: status == "unhealthy", timeout=150, interval=2)
-    finally:
-        signal_every_worker_process(stack, "CONT")
-    wait_for(health, lambda status: status == "healthy", timeout=90, interval=2)
+    with stack.scheduler_stopped():
+        try:
+            signal_every_worker_process(stack, "STOP")
+            wait_for(health, lambda status: status == "unhealthy", timeout=150, interval=2)
+        finally:
+            signal_every_worker_process(stack, "CONT")
+        wait_for(health, lambda status: status == "healthy", timeout=90, interval=2)
     key = f"after-thaw-{uuid.uuid4().hex[:8]}"
     stack.post_job(task="demo", key=key, sleep_s=0)
     wait_for(lambda: stack.effects(key), lambda e: e["effects"] == 1, timeout=60, interval=0.5)
