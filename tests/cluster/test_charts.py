@@ -71,8 +71,8 @@ class Release:
     app_url: str
 
     def post_job(self, **body) -> dict:
-        # Tried for up to 30 s: after a rollout, kube-proxy programs the new app pod's endpoint a
-        # moment after the pod turns Ready (and helm --wait returns), and is refused meanwhile.
+        # Tried for up to 30 s: after an install, kube-proxy programs the Service's first endpoints a
+        # moment after the pods turn Ready (and helm --wait returns), and refuses meanwhile.
         deadline = time.monotonic() + 30
         while True:
             try:
@@ -93,11 +93,11 @@ class Release:
     def deployment(self, component: str) -> str:
         return f"jobs-{self.lib}-{component}"
 
-    def pods(self, component: str) -> list[client.V1Pod]:
-        """The component's pods, those still stopping after a rollout left out."""
+    def pods(self, component: str, stopping: bool = False) -> list[client.V1Pod]:
+        """The component's pods; those still stopping after a rollout only if asked for."""
         selector = f"app.kubernetes.io/component={component}"
         pods = client.CoreV1Api(self.api).list_namespaced_pod(self.namespace, label_selector=selector).items
-        return [p for p in pods if not p.metadata.deletion_timestamp]
+        return [p for p in pods if stopping or not p.metadata.deletion_timestamp]
 
     def diagnosis(self, component: str) -> str:
         """For a failure message: the component's pods, their restarts, and their logs' last lines."""
@@ -363,19 +363,54 @@ def test_a_rollout_of_the_workers_loses_no_job_and_cuts_none_short(release: Rele
         assert terminated.finished_at <= kill_at, (name, terminated.finished_at, kill_at)
 
 
+class Requester:
+    """Asks the app's Service for /healthz on a new connection every 0.2 s, in a thread, and keeps
+    every failure: what a client of the app meets during a rollout."""
+
+    def __init__(self, release: Release):
+        self.url, self.answered, self.failures = f"{release.app_url}/healthz", 0, []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._ask, daemon=True)
+
+    def _ask(self) -> None:
+        while not self._stop.wait(0.2):
+            try:
+                response = requests.get(self.url, timeout=5)
+                response.raise_for_status()
+                self.answered += 1
+            except requests.RequestException as error:
+                self.failures.append(f"{dt.datetime.now(dt.UTC):%H:%M:%S.%f}: {error}")
+
+    def __enter__(self) -> Requester:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
 def test_an_upgrade_rolls_the_pods_and_keeps_the_generated_passwords(release: Release):
-    passwords, workers = (
+    passwords, workers, apps = (
         opaque_secrets(release.api, release.namespace),
         {p.metadata.name for p in release.pods("worker")},
+        {p.metadata.name for p in release.pods("app")},
     )
-    helm_cli(
-        "upgrade",
-        *install_args(release.lib, release.namespace, "--set", "jobs.retryBaseSeconds=3"),
-        "--wait", "--timeout", "5m",
-        timeout=320,
-    )  # fmt: skip
+    with Requester(release) as requester:
+        helm_cli(
+            "upgrade",
+            *install_args(release.lib, release.namespace, "--set", "jobs.retryBaseSeconds=3"),
+            "--wait", "--timeout", "5m",
+            timeout=320,
+        )  # fmt: skip
+        # The old app pods' preStop sleep outlasts --wait: ask until they are gone.
+        wait_for(lambda: len(release.pods("app", stopping=True)), lambda n: n == len(apps), 60)
     assert opaque_secrets(release.api, release.namespace) == passwords
     assert not workers & {p.metadata.name for p in release.pods("worker")}, "the workers were not rolled"
+    assert not apps & {p.metadata.name for p in release.pods("app")}, "the app was not rolled"
+    # Without the app's preStop sleep, a stopping pod's port closed while kube-proxy still sent
+    # requests to it: refused.
+    assert requester.answered > 20 and not requester.failures, requester.failures
     key = f"upgraded-{uuid.uuid4().hex[:6]}"
     release.post_job(task="demo", key=key, sleep_s=0)
     try:

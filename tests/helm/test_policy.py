@@ -263,6 +263,17 @@ def test_workers_and_app_have_a_disruption_budget_selecting_their_pods(lib: str)
         assert budget["spec"]["maxUnavailable"] == 1
 
 
+@pytest.mark.parametrize("sleep", [0, 5, 20])
+def test_the_app_serves_on_while_its_endpoint_is_withdrawn_and_within_its_grace_period(lib: str, sleep: int):
+    pod = one(render(lib, {"app": {"preStopSleepSeconds": sleep}}), "Deployment", "app")["spec"]["template"]
+    (app,) = pod["spec"]["containers"]
+    if sleep:
+        assert app["lifecycle"] == {"preStop": {"sleep": {"seconds": sleep}}}
+    else:
+        assert "lifecycle" not in app
+    assert pod["spec"]["terminationGracePeriodSeconds"] == sleep + 30
+
+
 def test_a_worker_rollout_starts_the_new_pod_before_stopping_an_old_one(lib: str):
     strategy = one(render(lib), "Deployment", "worker")["spec"]["strategy"]
     assert strategy == {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}}

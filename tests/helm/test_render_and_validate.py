@@ -15,8 +15,9 @@ import yaml
 
 from tests.helm.render import HELM_VERSIONS, VALUES_FILES, lint, render
 
-# The oldest and newest Kubernetes the charts support (Chart.yaml kubeVersion: >=1.29).
-KUBERNETES_VERSIONS = ["1.29.0", "1.35.0"]
+# The oldest and newest Kubernetes the charts support (Chart.yaml kubeVersion: >=1.30, for the
+# preStop sleep action).
+KUBERNETES_VERSIONS = ["1.30.0", "1.35.0"]
 VALUE_SETS = [(), *((name,) for name in VALUES_FILES)]
 CRDS = Path(__file__).parent / "crds"
 

@@ -2,7 +2,10 @@
 {{- if .Values.app.enabled -}}
 {{- $container := include "taskq.app.container" . -}}
 {{- $strategy := dict "type" "RollingUpdate" "rollingUpdate" (dict "maxSurge" 1 "maxUnavailable" 0) -}}
-{{- include "taskq.recipeDeployment" (dict "component" "app" "context" . "replicas" .Values.app.replicas "strategy" $strategy "migrate" true "container" $container) -}}
+{{- /* preStopSleepSeconds, then the servers' own 30 s for requests in flight (gunicorn's graceful
+timeout; uvicorn waits for them, and SIGKILL ends the wait). */ -}}
+{{- $grace := add (int .Values.app.preStopSleepSeconds) 30 -}}
+{{- include "taskq.recipeDeployment" (dict "component" "app" "context" . "replicas" .Values.app.replicas "strategy" $strategy "grace" $grace "migrate" true "container" $container) -}}
 {{- end -}}
 {{- end -}}
 
@@ -18,6 +21,14 @@ readinessProbe:
 livenessProbe:
   httpGet: {path: /healthz, port: http}
   {{- toYaml .Values.app.livenessProbe | nindent 2 }}
+{{- with .Values.app.preStopSleepSeconds }}
+# Serving on while the Service stops sending requests here: SIGTERM at once would close the port
+# while kube-proxy still sent some to it (refused: the cluster test saw it after an upgrade).
+# Kubernetes' own sleep, so the image needs no sleep binary.
+lifecycle:
+  preStop:
+    sleep: {seconds: {{ . }}}
+{{- end }}
 {{- end -}}
 
 {{- define "taskq.app.service" -}}
