@@ -33,7 +33,6 @@ __all__ = [
     "SCHEDULES_KEY",
     "Presence",
     "count_outcome",
-    "count_outcome_async",
     "live_processes",
     "outcomes_key",
     "record_fire",
@@ -194,13 +193,4 @@ def count_outcome(client: Any, queue: str | None, outcome: str) -> None:
     try:
         client.hincrby(outcomes_key(queue), outcome, 1)
     except Exception as error:  # noqa: BLE001 (the job's own work is done; only the metric misses it)
-        log.warning("could not count a %s job of %s: %s", outcome, queue, error)
-
-
-async def count_outcome_async(client: Any, queue: str | None, outcome: str) -> None:
-    if not queue:
-        return
-    try:
-        await client.hincrby(outcomes_key(queue), outcome, 1)
-    except Exception as error:  # noqa: BLE001 (as above)
         log.warning("could not count a %s job of %s: %s", outcome, queue, error)

@@ -202,7 +202,8 @@ def test_a_worker_killed_mid_job(shop: Shop):
     """SIGKILL while a receipt is being written. Its redelivery waits for the job's lease or
     visibility timeout, so the tests below run meanwhile, and the last one checks it. After the
     retry tests: RQ's killed worker held the lock of RQ's scheduler for retries, which lapses
-    only after 61 s, and a new worker asks for it again only every 120 s."""
+    only after 61 s, and a new worker asks for it again at its next maintenance pass (every
+    RQ_MAINTENANCE_INTERVAL_S, 15 s)."""
     shop.enqueue("send_receipt", "order-3", 4)
     wait_for(lambda: shop.runs("send_receipt", "order-3"), lambda runs: runs == 1, timeout=30, interval=0.1)
     shop.compose("kill", "--signal", "SIGKILL", "taskq-worker")
